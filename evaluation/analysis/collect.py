@@ -1,0 +1,222 @@
+"""Collect the runs of a sweep into one table: one row per finished run, plus a list of unfinished ones.
+
+A run dir (docs/CONTRACTS.md) holds `config.yaml`, `selection.json`, `subset_metrics.json`, `metrics.json` and
+a `DONE` marker once finished. A run without `DONE` or without a readable `metrics.json` is reported as
+incomplete with the reason, never silently dropped: a missing run changes the design of the regression.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from diversity.cache import atomic_write
+
+__all__ = [
+    "GRANULARITIES",
+    "collect_runs",
+    "collect_wandb_runs",
+    "diversity_metric_keys",
+    "score_keys",
+    "strategy_label",
+    "write_csv",
+]
+
+GRANULARITIES = ("macro", "meso", "micro")
+RUN_FILES = ("config.yaml", "selection.json", "subset_metrics.json", "metrics.json", "DONE")
+SKIP_DIRS = {".hydra", "analysis", "checkpoints", "model", "generations", "verdicts", "wandb"}
+
+
+def strategy_label(name: str | None, component: str | None) -> str:
+    """Paper-style label: `micro_response` or (`micro`, `response`) -> `R-Micro`; `random` -> `Random`.
+
+    Names that carry no known granularity are returned unchanged, so a new strategy still gets its own row.
+    """
+    name = (name or "unknown").lower()
+    if name.startswith("random"):
+        return "Random"
+    granularity = next((g for g in GRANULARITIES if g in name), None)
+    if component is None:
+        component = next((c for c in ("instruction", "response") if c in name), None)
+    if granularity is None or component is None:
+        return name
+    return f"{component[0].upper()}-{granularity.capitalize()}"
+
+
+def _dig(cfg: dict, dotted: str) -> Any:
+    node: Any = cfg
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _first(*values: Any) -> Any:
+    return next((v for v in values if v is not None), None)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: invalid JSON ({err})") from err
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _read_yaml(path: Path) -> dict:
+    import yaml
+
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping at top level")
+    return data
+
+
+def _numeric(flat: dict, source: Path) -> dict[str, float]:
+    out = {}
+    for key, value in flat.items():
+        if isinstance(value, bool) or value is None:
+            continue
+        if isinstance(value, int | float):
+            out[key] = float(value)
+        elif isinstance(value, dict):
+            raise ValueError(f"{source}: key {key!r} is nested; the contract wants flat metric keys")
+    return out
+
+
+def _find_run_dirs(sweep_dir: Path) -> list[Path]:
+    # A `.hydra/` dir marks a job that started, even one that crashed before writing any run file.
+    found = {p.parent for p in sweep_dir.rglob(".hydra") if p.is_dir() and not SKIP_DIRS.intersection(
+        p.relative_to(sweep_dir).parts[:-1])}
+    for name in RUN_FILES:
+        for path in sweep_dir.rglob(name):
+            rel = path.relative_to(sweep_dir).parts[:-1]
+            if not SKIP_DIRS.intersection(rel):
+                found.add(path.parent)
+    return sorted(found)
+
+
+def _read_run(run_dir: Path, sweep_dir: Path) -> dict[str, Any]:
+    """One run's row; raises ValueError with the reason when the run cannot be used."""
+    missing = [f for f in ("DONE", "metrics.json") if not (run_dir / f).is_file()]
+    if missing:
+        raise ValueError(f"missing {', '.join(missing)} (unfinished or failed)")
+    cfg = _read_yaml(run_dir / "config.yaml") if (run_dir / "config.yaml").is_file() else {}
+    sel = _read_json(run_dir / "selection.json") if (run_dir / "selection.json").is_file() else {}
+    if not cfg and not sel:
+        raise ValueError("neither config.yaml nor selection.json: cannot tell strategy and level")
+    name = _first(_dig(cfg, "strategy.name"), sel.get("strategy"))
+    component = _first(_dig(cfg, "strategy.component"), sel.get("component"))
+    level = _first(sel.get("level"), _dig(cfg, "diversity.level"))
+    if name is None or level is None:
+        raise ValueError("strategy name or level missing from config.yaml and selection.json")
+    row: dict[str, Any] = {
+        "run_dir": str(run_dir.relative_to(sweep_dir)),
+        "strategy": strategy_label(str(name), component),
+        "strategy_name": str(name),
+        "component": component if component is not None else "",
+        "level": float(level),
+        "n": _first(sel.get("n"), _dig(cfg, "diversity.n")),
+        "seed": _first(sel.get("seed"), _dig(cfg, "seed")),
+        "model": _first(_dig(cfg, "model.name_or_path"), ""),
+    }
+    for key in ("k", "k_min", "k_max", "n_types"):
+        row[key] = sel.get(key)
+    if (run_dir / "subset_metrics.json").is_file():
+        row.update(_numeric(_read_json(run_dir / "subset_metrics.json"), run_dir / "subset_metrics.json"))
+    row.update(_numeric(_read_json(run_dir / "metrics.json"), run_dir / "metrics.json"))
+    return row
+
+
+def collect_runs(sweep_dir: str | Path) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """Read every run dir under `sweep_dir` (recursively, O(files)).
+
+    Args:
+        sweep_dir: A Hydra multirun dir (or any dir holding run dirs at any depth).
+
+    Returns:
+        `(runs, incomplete)`: `runs` has one dict per finished run with `run_dir`, `strategy` (paper label),
+        `strategy_name`, `component`, `level`, `n`, `seed`, `model`, `k`, `k_min`, `k_max`, `n_types` and every
+        numeric key of `subset_metrics.json` and `metrics.json`; `incomplete` has `{"run_dir", "reason"}`.
+
+    Raises:
+        FileNotFoundError: If `sweep_dir` does not exist.
+    """
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        raise FileNotFoundError(f"sweep dir {sweep_dir} does not exist")
+    runs, incomplete = [], []
+    for run_dir in _find_run_dirs(sweep_dir):
+        try:
+            runs.append(_read_run(run_dir, sweep_dir))
+        except (ValueError, OSError) as err:
+            incomplete.append({"run_dir": str(run_dir.relative_to(sweep_dir)), "reason": str(err)})
+    return runs, incomplete
+
+
+def collect_wandb_runs(project: str, group: str, entity: str | None = None) -> list[dict[str, Any]]:
+    """Rows in the `collect_runs` layout from W&B (online only): config for the design, summary for metrics.
+
+    Only finished runs are returned; the others are skipped here because W&B does not hold the reason.
+    """
+    import wandb
+
+    path = f"{entity}/{project}" if entity else project
+    rows = []
+    for run in wandb.Api().runs(path, filters={"group": group}):
+        if run.state != "finished":
+            continue
+        cfg = dict(run.config)
+        name, component = _dig(cfg, "strategy.name"), _dig(cfg, "strategy.component")
+        row = {
+            "run_dir": f"wandb:{run.id}",
+            "strategy": strategy_label(name, component),
+            "strategy_name": name,
+            "component": component or "",
+            "level": _dig(cfg, "diversity.level"),
+            "n": _dig(cfg, "diversity.n"),
+            "seed": cfg.get("seed"),
+            "model": _dig(cfg, "model.name_or_path") or "",
+        }
+        summary = {k: v for k, v in dict(run.summary).items() if not k.startswith("_")}
+        row.update(_numeric(summary, Path(f"wandb:{run.id}")))
+        rows.append(row)
+    return rows
+
+
+def score_keys(runs: Sequence[dict]) -> list[str]:
+    """The outcome columns: every `eval/...` and `heldout/...` key present in any run, sorted."""
+    keys = {k for row in runs for k in row if k.startswith(("eval/", "heldout/"))}
+    return sorted(keys)
+
+
+def diversity_metric_keys(runs: Sequence[dict]) -> list[str]:
+    """The post-hoc diversity columns `subset/<component>/<metric>` (type counts `subset/k/...` excluded)."""
+    keys = {k for row in runs for k in row if k.startswith("subset/") and not k.startswith("subset/k/")}
+    return sorted(keys)
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return ""
+    return "" if value is None else value
+
+
+def write_csv(path: str | Path, rows: Iterable[dict[str, Any]], columns: Sequence[str] | None = None) -> Path:
+    """Write dict rows atomically; columns default to the union of keys in first-seen order."""
+    rows = list(rows)
+    if columns is None:
+        columns = list(dict.fromkeys(k for row in rows for k in row))
+    with atomic_write(path, "w") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(columns), lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({c: _cell(row.get(c)) for c in columns})
+    return Path(path)

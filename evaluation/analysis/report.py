@@ -1,0 +1,171 @@
+"""`analyze`: sweep dir -> tables, plots, optional W&B summary run, printed headline numbers."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from evaluation.analysis.collect import collect_runs, score_keys, write_csv
+from evaluation.analysis.plots import COMPONENTS, correlation_heatmap, save_figure, score_vs_degree
+from evaluation.analysis.tables import STAT_COLUMNS, metric_correlations, slope_table, widen
+
+__all__ = ["analyze", "log_to_wandb", "print_headline"]
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", text).strip("_")
+
+
+def analyze(
+    sweep_dir: str | Path,
+    out_dir: str | Path | None = None,
+    wandb_cfg: Mapping[str, Any] | None = None,
+    scores: Sequence[str] | None = None,
+    x: str = "level",
+    n_boot: int = 2000,
+    seed: int = 0,
+    quiet: bool = False,
+) -> dict[str, Any]:
+    """Turn a finished (or partly finished) sweep into the paper's slope table, correlation table and plots.
+
+    Writes into `out_dir` (default `<sweep_dir>/analysis/`), each file atomically:
+    `runs.csv` (one row per finished run), `incomplete.csv` (unfinished or failed runs and why),
+    `slopes.csv` (rows strategies I-Macro ... R-Micro, Random, per model and n; columns
+    `<score>/<statistic>`), `slopes_long.csv` (one row per strategy and score), `metric_correlations.csv`
+    (rows post-hoc metrics, columns `<score>/instruction|response`), `score_vs_degree_<score>.png` (Figure 3
+    style, one per score and model/n) and `metric_correlations.png` (Figure 4 style heatmap).
+
+    Args:
+        sweep_dir: Directory holding the run dirs (any depth).
+        out_dir: Where outputs go; None means `<sweep_dir>/analysis`.
+        wandb_cfg: `{project, group, entity?, name?, mode?}`; when given, the tables and plots are also logged
+            to one W&B run with `job_type="analysis"` (mode from `WANDB_MODE` unless set).
+        scores: Score columns to analyse; None means every `eval/...` and `heldout/...` key found.
+        x: Degree column regressed on (`level` in [0, 1], so slopes read like the paper's "x 1e-2 per %").
+        n_boot: Bootstrap resamples for the correlation CIs.
+        seed: Seed of the bootstrap.
+        quiet: Skip printing.
+
+    Returns:
+        `{"out_dir", "n_runs", "n_incomplete", "incomplete", "scores", "files", "slopes"}` where `slopes` is the
+        long table (one dict per model, n, strategy and score, with `slope`, `slope_sd`, `pearson`...).
+
+    Raises:
+        ValueError: If no run under `sweep_dir` finished, naming how many were incomplete.
+    """
+    sweep_dir = Path(sweep_dir)
+    out = Path(out_dir) if out_dir is not None else sweep_dir / "analysis"
+    runs, incomplete = collect_runs(sweep_dir)
+    files: dict[str, Path] = {"incomplete": write_csv(out / "incomplete.csv", incomplete, ["run_dir", "reason"])}
+    if not quiet and incomplete:
+        print(f"[analysis] {len(incomplete)} incomplete run(s) (listed in {files['incomplete']}):")
+        for row in incomplete:
+            print(f"  - {row['run_dir']}: {row['reason']}")
+    if not runs:
+        raise ValueError(f"no finished run under {sweep_dir} ({len(incomplete)} incomplete)")
+    scores = list(scores) if scores is not None else score_keys(runs)
+    if not scores:
+        raise ValueError(f"runs under {sweep_dir} have no eval/... or heldout/... metric in metrics.json")
+
+    long_rows = slope_table(runs, scores, x=x, n_boot=n_boot, seed=seed)
+    correlations = metric_correlations(runs, scores)
+    corr_columns = ["metric"] + [f"{s}/{c}" for s in scores for c in COMPONENTS]
+    corr_columns += [f"{s}/{c}/n" for s in scores for c in COMPONENTS]
+    files["runs"] = write_csv(out / "runs.csv", runs)
+    files["slopes"] = write_csv(out / "slopes.csv", widen(long_rows))
+    long_columns = ["model", "n", "strategy", "score", *STAT_COLUMNS]
+    files["slopes_long"] = write_csv(out / "slopes_long.csv", long_rows, long_columns)
+    files["metric_correlations"] = write_csv(out / "metric_correlations.csv", correlations, corr_columns)
+
+    groups = sorted({(r.get("model") or "", r.get("n")) for r in runs}, key=str)
+    for model, n in groups:
+        members = [r for r in runs if (r.get("model") or "", r.get("n")) == (model, n)]
+        suffix = "" if len(groups) == 1 else f"_{_slug(str(model))}_n={n}"
+        for score in scores:
+            fig = score_vs_degree(members, score, x=x, title=f"{score} (model {model}, n={n})")
+            files[f"plot/{score}{suffix}"] = save_figure(fig, out / f"score_vs_degree_{_slug(score)}{suffix}.png")
+    if correlations:
+        fig = correlation_heatmap(correlations, scores)
+        files["plot/metric_correlations"] = save_figure(fig, out / "metric_correlations.png")
+
+    if wandb_cfg is not None:
+        tables = {"slopes": widen(long_rows), "metric_correlations": correlations, "runs": runs}
+        images = {k: v for k, v in files.items() if k.startswith("plot/")}
+        log_to_wandb(wandb_cfg, tables, images, out)
+    if not quiet:
+        print_headline(long_rows, scores)
+        print(f"[analysis] {len(runs)} run(s) analysed; outputs in {out}")
+    return {
+        "out_dir": str(out),
+        "n_runs": len(runs),
+        "n_incomplete": len(incomplete),
+        "incomplete": incomplete,
+        "scores": scores,
+        "files": {k: str(v) for k, v in files.items()},
+        "slopes": long_rows,
+    }
+
+
+def _fmt(value: Any, spec: str = ".2f") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return format(value, spec)
+
+
+def print_headline(long_rows: Sequence[dict], scores: Sequence[str], max_scores: int = 3) -> None:
+    """Rich table of slope +/- sd (and best level, delta vs random) per strategy for the first scores."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="slope of score on degree (per unit level = paper's x1e-2 per %), ± 1 sd")
+    for column in ("model", "n", "strategy"):
+        table.add_column(column)
+    shown = list(scores)[:max_scores]
+    for score in shown:
+        table.add_column(score, justify="right")
+    keyed = {(r["model"], r["n"], r["strategy"], r["score"]): r for r in long_rows}
+    for key in dict.fromkeys((r["model"], r["n"], r["strategy"]) for r in long_rows):
+        cells = []
+        for score in shown:
+            r = keyed.get((*key, score), {})
+            cells.append(
+                f"{_fmt(r.get('slope'))} ± {_fmt(r.get('slope_sd'))}\n"
+                f"best {_fmt(r.get('best_level'), '.0%')} Δrand {_fmt(r.get('delta_vs_random'), '+.2f')}"
+            )
+        table.add_row(str(key[0]), str(key[1]), str(key[2]), *cells)
+    Console().print(table)
+
+
+def log_to_wandb(
+    wandb_cfg: Mapping[str, Any], tables: Mapping[str, Sequence[dict]], images: Mapping[str, Path], out_dir: Path
+) -> str:
+    """Log tables (`wandb.Table`) and plots (`wandb.Image`) to one analysis run; returns its id.
+
+    The run is finished in `finally`, so a failing upload never leaves a dangling run that the next job's
+    metrics would land in.
+    """
+    import wandb
+
+    cfg = dict(wandb_cfg)
+    run = wandb.init(
+        project=cfg.get("project"),
+        entity=cfg.get("entity"),
+        group=cfg.get("group"),
+        name=cfg.get("name", "analysis"),
+        job_type="analysis",
+        mode=cfg.get("mode"),
+        dir=str(out_dir),
+        reinit="finish_previous",
+    )
+    try:
+        for name, rows in tables.items():
+            columns = list(dict.fromkeys(k for row in rows for k in row))
+            data = [[row.get(c) for c in columns] for row in rows]
+            run.log({f"analysis/{name}": wandb.Table(columns=columns, data=data)})
+        run.log({f"analysis/{_slug(name)}": wandb.Image(str(path)) for name, path in images.items()})
+        return run.id
+    finally:
+        run.finish()

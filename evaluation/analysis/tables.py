@@ -1,0 +1,162 @@
+"""The paper's two tables from collected runs: slope per strategy and score, metric-score correlations."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from scipy import stats as sps
+
+from evaluation.analysis.collect import diversity_metric_keys, score_keys
+from evaluation.analysis.stats import bayes_linreg, bootstrap_ci, pearson, spearman
+
+__all__ = [
+    "PAPER_ORDER",
+    "higher_is_better",
+    "metric_correlations",
+    "slope_table",
+    "sort_strategies",
+    "widen",
+]
+
+PAPER_ORDER = ("I-Macro", "I-Meso", "I-Micro", "R-Macro", "R-Meso", "R-Micro")
+STAT_COLUMNS = (
+    "n_runs", "n_levels", "slope", "slope_sd", "intercept", "intercept_sd",
+    "pearson", "pearson_p", "pearson_lo", "pearson_hi", "spearman", "spearman_p", "spearman_lo", "spearman_hi",
+    "best_level", "best_mean", "random_mean", "delta_vs_random", "beats_random",
+)  # fmt: skip
+NAN = float("nan")
+
+
+def higher_is_better(score: str) -> bool:
+    """Losses and perplexities improve downwards; every other score (win rate, accuracy...) upwards."""
+    last = score.rsplit("/", 1)[-1].lower()
+    return not any(word in last for word in ("loss", "ppl", "perplexity"))
+
+
+def sort_strategies(names: Sequence[str]) -> list[str]:
+    """Paper order (I-Macro ... R-Micro), then any other strategy alphabetically, then Random."""
+    rank = {name: i for i, name in enumerate(PAPER_ORDER)}
+    return sorted(set(names), key=lambda s: (s == "Random", rank.get(s, len(rank)), s))
+
+
+def _values(runs: Sequence[dict], key: str) -> np.ndarray:
+    out = np.full(len(runs), NAN)
+    for i, row in enumerate(runs):
+        value = row.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            out[i] = float(value)
+    return out
+
+
+def _groups(runs: Sequence[dict]) -> dict[tuple, list[dict]]:
+    groups: dict[tuple, list[dict]] = {}
+    for row in runs:
+        groups.setdefault((row.get("model") or "", row.get("n")), []).append(row)
+    return groups
+
+
+def _strategy_stats(x: np.ndarray, y: np.ndarray, better_up: bool, n_boot: int, seed: int) -> dict[str, Any]:
+    """Slope, correlations and best level for one strategy's runs (finite x and y)."""
+    levels = np.unique(x)
+    out: dict[str, Any] = {"n_runs": int(y.size), "n_levels": int(levels.size)}
+    means = np.array([y[x == lv].mean() for lv in levels])
+    best = int(np.argmax(means) if better_up else np.argmin(means))
+    out.update(best_level=float(levels[best]), best_mean=float(means[best]))
+    if levels.size < 2 or y.size < 3:
+        return out
+    fit = bayes_linreg(x, y)
+    out.update(slope=fit.slope, slope_sd=fit.slope_sd, intercept=fit.intercept, intercept_sd=fit.intercept_sd)
+    if np.ptp(y) > 0:
+        r, r_p = sps.pearsonr(x, y)
+        rho, rho_p = sps.spearmanr(x, y)
+        r_lo, r_hi = bootstrap_ci(x, y, pearson, groups=x, n_boot=n_boot, seed=seed)
+        s_lo, s_hi = bootstrap_ci(x, y, spearman, groups=x, n_boot=n_boot, seed=seed)
+        out.update(pearson=float(r), pearson_p=float(r_p), pearson_lo=r_lo, pearson_hi=r_hi)
+        out.update(spearman=float(rho), spearman_p=float(rho_p), spearman_lo=s_lo, spearman_hi=s_hi)
+    return out
+
+
+def slope_table(
+    runs: Sequence[dict],
+    scores: Sequence[str] | None = None,
+    x: str = "level",
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """Long table: one row per (model, n, strategy, score) with the statistics in `STAT_COLUMNS`.
+
+    Per strategy and score: the Bayesian slope of score on `x` with its posterior sd (see `bayes_linreg` for
+    the prior), Pearson and Spearman with scipy p-values and 95% bootstrap CIs resampling runs within levels,
+    the level with the best mean score (direction from `higher_is_better`), and the comparison with the
+    `Random` strategy of the same model and n: its mean, `delta_vs_random = best_mean - random_mean`, and
+    `beats_random`. Runs lacking a score are left out of that score only. Cost O(strategies * scores * n_boot
+    * runs).
+    """
+    scores = list(scores) if scores is not None else score_keys(runs)
+    rows = []
+    for (model, n), group in _groups(runs).items():
+        by_strategy: dict[str, list[dict]] = {}
+        for row in group:
+            by_strategy.setdefault(row["strategy"], []).append(row)
+        for score in scores:
+            better_up = higher_is_better(score)
+            random_y = _values(by_strategy.get("Random", []), score)
+            random_y = random_y[np.isfinite(random_y)]
+            random_mean = float(random_y.mean()) if random_y.size else NAN
+            for strategy in sort_strategies(by_strategy):
+                members = by_strategy[strategy]
+                xs, ys = _values(members, x), _values(members, score)
+                ok = np.isfinite(xs) & np.isfinite(ys)
+                if not ok.any():
+                    continue
+                stats = _strategy_stats(xs[ok], ys[ok], better_up, n_boot, seed)
+                stats["random_mean"] = random_mean
+                if strategy != "Random" and math.isfinite(random_mean):
+                    delta = stats["best_mean"] - random_mean
+                    stats["delta_vs_random"] = delta
+                    stats["beats_random"] = bool(delta > 0 if better_up else delta < 0)
+                rows.append({"model": model, "n": n, "strategy": strategy, "score": score, **stats})
+    return rows
+
+
+def widen(long_rows: Sequence[dict]) -> list[dict[str, Any]]:
+    """Pivot the long slope table to the paper's layout: rows strategies, columns `<score>/<statistic>`."""
+    wide: dict[tuple, dict[str, Any]] = {}
+    for row in long_rows:
+        key = (row["model"], row["n"], row["strategy"])
+        out = wide.setdefault(key, {"model": row["model"], "n": row["n"], "strategy": row["strategy"]})
+        for stat in STAT_COLUMNS:
+            out[f"{row['score']}/{stat}"] = row.get(stat, NAN)
+    return list(wide.values())
+
+
+def metric_correlations(
+    runs: Sequence[dict], scores: Sequence[str] | None = None, metrics: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
+    """Pearson r of each post-hoc diversity metric with each score across all runs (the paper's Figure 4).
+
+    Returns:
+        One row per metric name (`subset/<component>/<metric>` without the prefix) with columns
+        `<score>/instruction` and `<score>/response` (NaN where fewer than three runs have both values or a
+        side is constant), plus `<score>/<component>/n` run counts.
+    """
+    scores = list(scores) if scores is not None else score_keys(runs)
+    metrics = list(metrics) if metrics is not None else diversity_metric_keys(runs)
+    table: dict[str, dict[str, Any]] = {}
+    for key in metrics:
+        parts = key.split("/")
+        if len(parts) < 3:
+            continue
+        component, name = parts[1], "/".join(parts[2:])
+        row = table.setdefault(name, {"metric": name})
+        m = _values(runs, key)
+        for score in scores:
+            y = _values(runs, score)
+            ok = np.isfinite(m) & np.isfinite(y)
+            usable = ok.sum() >= 3 and np.ptp(m[ok]) > 0 and np.ptp(y[ok]) > 0
+            row[f"{score}/{component}"] = float(sps.pearsonr(m[ok], y[ok])[0]) if usable else NAN
+            row[f"{score}/{component}/n"] = int(ok.sum())
+    return [table[name] for name in sorted(table)]

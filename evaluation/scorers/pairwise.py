@@ -1,0 +1,85 @@
+"""Pairwise win rate against each benchmark's baseline answers (the paper's score; baseline = 50).
+
+Every verdict, with the judge's raw text, is written to `run_dir/verdicts/<benchmark>.jsonl`.
+See `evaluation.judge` for the both-orders rule, ties and the bootstrap interval.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from evaluation.generate import save_jsonl
+from evaluation.judge import HFJudge, OpenAIJudge, item_scores, judge_pairs, load_template, win_rate
+from evaluation.scorers.base import EvalContext
+
+
+def build_judge(spec: dict[str, Any] | Any) -> Any:
+    """A judge from config: `{backend: openai, base_url, model, api_key_env, ...}` or `{backend: hf, ...}`.
+
+    An already built judge (anything with `complete`) is returned unchanged.
+    """
+    if hasattr(spec, "complete"):
+        return spec
+    spec = dict(spec)
+    backend = spec.pop("backend", "openai")
+    if backend == "openai":
+        return OpenAIJudge(**spec)
+    if backend == "hf":
+        return HFJudge(**spec)
+    raise ValueError(f"unknown judge backend '{backend}'; use 'openai' or 'hf'")
+
+
+class PairwiseScorer:
+    """Scores `eval/pairwise/<benchmark>_{win_rate,ci_low,ci_high,n,invalid,wins,ties,losses}`.
+
+    Args:
+        judge: Judge config (see `build_judge`) or a judge object.
+        benchmarks: Benchmarks to judge; None = every configured one that has reference answers.
+        prompt_file: Judge prompt; None = the packaged `prompts/judge_pairwise.txt`.
+        n_resamples: Bootstrap resamples for the interval.
+        confidence: Interval level.
+    """
+
+    name = "pairwise"
+
+    def __init__(
+        self,
+        judge: dict[str, Any] | Any,
+        benchmarks: list[str] | None = None,
+        prompt_file: str | None = None,
+        n_resamples: int = 1000,
+        confidence: float = 0.95,
+    ):
+        self.judge = judge
+        self.benchmarks = benchmarks
+        self.prompt_file = prompt_file
+        self.n_resamples = n_resamples
+        self.confidence = confidence
+
+    def score(self, ctx: EvalContext) -> dict[str, float]:
+        judge = build_judge(self.judge)
+        template = load_template(self.prompt_file)
+        scores: dict[str, float] = {}
+        for bench in ctx.names(self.benchmarks):
+            items = ctx.items(bench)
+            if not items or not all(item.reference for item in items):
+                if self.benchmarks is not None:
+                    raise ValueError(f"pairwise judging needs reference answers for every item of '{bench}'")
+                continue
+            answers = ctx.generations(bench)
+            rows = judge_pairs(
+                judge,
+                template,
+                [item.id for item in items],
+                [item.prompt for item in items],
+                answers,
+                [item.reference for item in items],
+            )
+            save_jsonl(ctx.run_dir / "verdicts" / f"{bench}.jsonl", rows)
+            per_item = item_scores(rows)
+            for item in items:
+                outcomes = [r["outcome"] for r in rows if r["id"] == item.id]
+                ctx.annotate(bench, item.id, verdict="/".join(str(o) for o in outcomes), score=per_item.get(item.id))
+            result = win_rate(rows, self.n_resamples, self.confidence, ctx.seed)
+            scores.update({f"eval/{self.name}/{bench}_{key}": value for key, value in result.items()})
+        return scores

