@@ -112,7 +112,7 @@ def subsample(items: list[BenchmarkItem], limit: int | None, seed: int) -> list[
 
 
 def _read_rows(source: str, filename: str) -> tuple[list[dict], str]:
-    """Rows of `filename` under `source` (or `source` itself when it is that file); Hub ids go to `datasets`."""
+    """Rows of `filename` under `source` (or `source` itself if it is a file); Hub ids go to `datasets`."""
     path = Path(source)
     if path.is_file():
         return _read_json_rows(path), str(path)

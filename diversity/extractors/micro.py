@@ -69,7 +69,9 @@ def iter_token_ids(
             )["input_ids"]
 
 
-def count_tokens(texts: Sequence[str], tokenizer: str, batch_size: int = 1000, progress: bool = True) -> np.ndarray:
+def count_tokens(
+    texts: Sequence[str], tokenizer: str, batch_size: int = 1000, progress: bool = True
+) -> np.ndarray:
     """Length of every text in tokens of `tokenizer` (a model name, or "whitespace"), shape (len(texts),)."""
     tok = load_text_tokenizer(tokenizer)
     lengths = [len(ids) for batch in iter_token_ids(texts, tok, batch_size, progress) for ids in batch]

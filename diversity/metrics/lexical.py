@@ -29,6 +29,11 @@ def flatten_tokens(token_seqs: TokenSeqs) -> tuple[np.ndarray, np.ndarray]:
     if lengths.sum() == 0:
         return np.zeros(0, dtype=np.int64), lengths
     flat = np.concatenate([np.asarray(seq) for seq in token_seqs if len(seq)])
+    if np.issubdtype(flat.dtype, np.integer) and flat.min() >= 0 and flat.max() < 50_000_000:
+        # Tokenizer ids: rank by a presence table in O(N), ~10x faster than the sort inside np.unique.
+        present = np.zeros(int(flat.max()) + 1, dtype=bool)
+        present[flat] = True
+        return (np.cumsum(present) - 1)[flat].astype(np.int64), lengths
     _, ids = np.unique(flat, return_inverse=True)
     return ids.astype(np.int64).ravel(), lengths
 
@@ -64,7 +69,9 @@ def distinct_n(token_seqs: TokenSeqs, n: int = 1) -> float:
     """
     codes = _ngram_codes(token_seqs, n)
     if len(codes) == 0:
-        raise ValueError(f"distinct_{n}: no {n}-gram in {len(token_seqs)} texts (all shorter than {n} tokens)")
+        raise ValueError(
+            f"distinct_{n}: no {n}-gram in {len(token_seqs)} texts (all shorter than {n} tokens)"
+        )
     n_unique = len(np.unique(codes, axis=0 if codes.ndim == 2 else None))
     return n_unique / len(codes)
 

@@ -40,7 +40,7 @@ def embedding_distance(embeddings: np.ndarray) -> float:
 
 
 def vendi_score(embeddings: np.ndarray) -> float:
-    """Vendi score (Friedman & Dieng 2023) with the cosine-similarity kernel: the effective number of distinct items.
+    """Vendi score (Friedman & Dieng 2023), cosine kernel: the effective number of distinct items.
 
     VS = exp(-sum_i lambda_i log lambda_i), lambda the eigenvalues of K / n with K = X X^T (unit rows X),
     so VS lies in [1, min(n, d)]: n identical rows give 1, n orthogonal rows give n. The nonzero eigenvalues

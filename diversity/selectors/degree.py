@@ -67,43 +67,36 @@ def prune(matrix: sp.csr_matrix) -> PruningPass:
     """Algorithm 1: drop the type with the fewest alive holders, with its holders, until none is left.
 
     Ties are broken by the lower type id, so the pass is deterministic and independent of the seed.
-    A lazy min-heap keyed by (holder count, type id) gets a new entry whenever a count drops; stale
-    entries are skipped when popped. Counts are decremented in bulk per dropped type (numpy), so Python
-    only loops over types and heap entries.
+    The next type is found by a vectorised argmin over the live types' holder counts (compacted whenever
+    half of them are gone), and counts are decremented in bulk for every sample that dies. This beats a
+    lazy heap here: a heap needs one push per decrement (millions for a 117K micro pool), while argmin
+    over a few ten thousand int32 counts costs microseconds.
 
-    Complexity: O(nnz log nnz) time (each sample dies once and decrements each of its types once, each
-    decrement pushes at most one heap entry), O(nnz + n_types) memory.
+    Complexity: O(n_types^2 + nnz) time (each sample dies once and decrements each of its types once;
+    each step scans the live counts), O(nnz + n_types) memory.
     """
     matrix = sp.csr_matrix(matrix, dtype=np.uint8)
     matrix.sum_duplicates()
     n_samples, n_types = matrix.shape
     by_type = matrix.tocsc()
-    counts = np.diff(by_type.indptr).astype(np.int64)
+    dropped = np.iinfo(np.int32).max
+    counts = np.diff(by_type.indptr).astype(np.int32)
+    live = np.arange(n_types)  # type ids still scanned; counts[dropped ones] == `dropped`
     alive = np.ones(n_samples, dtype=bool)
-    removed = np.zeros(n_types, dtype=bool)
     position = np.full(n_types, n_types, dtype=np.int64)
     popped_count = np.zeros(n_types, dtype=np.int64)
-    heap = (counts * n_types + np.arange(n_types)).tolist()
-    heapq.heapify(heap)
-    step = 0
-    while heap:
-        count, t = divmod(heapq.heappop(heap), n_types)
-        if removed[t] or counts[t] != count:
-            continue
-        removed[t] = True
+    for step in range(n_types):
+        if 2 * (n_types - step) < len(live):
+            live = live[counts[live] != dropped]
+        t = int(live[np.argmin(counts[live])])
         position[t] = step
-        popped_count[step] = count
-        step += 1
+        popped_count[step] = counts[t]
         holders = by_type.indices[by_type.indptr[t] : by_type.indptr[t + 1]]
         dying = holders[alive[holders]]
-        if dying.size == 0:
-            continue
-        alive[dying] = False
-        touched, dec = np.unique(_gather_rows(matrix, dying), return_counts=True)
-        counts[touched] -= dec
-        keep = ~removed[touched]
-        for key in (counts[touched[keep]] * n_types + touched[keep]).tolist():
-            heapq.heappush(heap, key)
+        if dying.size:
+            alive[dying] = False
+            np.subtract.at(counts, _gather_rows(matrix, dying), 1)
+        counts[t] = dropped
 
     typed = np.diff(matrix.indptr) > 0
     death = np.full(n_samples, n_types, dtype=np.int64)
@@ -133,8 +126,8 @@ class DegreeSelector:
     The pruning pass depends only on the type matrix, so it is cached on the object for the last
     TypeAssignment seen (`_pass`, `_pass_matrix`); selections at other levels or seeds reuse it.
 
-    Complexity: pass O(nnz log nnz); each selection O(nnz(P_k) + n * t * log k) with t the mean types per
-    chosen sample; memory O(nnz).
+    Complexity: pass O(n_types^2 + nnz) (vectorised; ~3 s for the 117K micro pool); each selection
+    O(nnz(P_k) + n * t * log k) with t the mean types per chosen sample; memory O(nnz).
     """
 
     def __init__(self, fill: str = "balanced") -> None:
@@ -163,8 +156,8 @@ class DegreeSelector:
         feasible = np.flatnonzero(result.pool_size >= n)
         if feasible.size == 0:
             raise ValueError(
-                f"cannot select n={n}: only {types.n_samples - n_typeless} of {types.n_samples} samples carry "
-                f"a type ({n_typeless} typeless samples are never selected), so no k works "
+                f"cannot select n={n}: only {types.n_samples - n_typeless} of {types.n_samples} samples "
+                f"carry a type ({n_typeless} typeless samples are never selected), so no k works "
                 f"(k_min=undefined, k_max={k_max})"
             )
         k_min = int(result.valid_k[feasible[0]])

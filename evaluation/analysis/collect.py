@@ -34,17 +34,21 @@ SKIP_DIRS = {".hydra", "analysis", "checkpoints", "model", "generations", "verdi
 def strategy_label(name: str | None, component: str | None) -> str:
     """Paper-style label: `micro_response` or (`micro`, `response`) -> `R-Micro`; `random` -> `Random`.
 
-    Names that carry no known granularity are returned unchanged, so a new strategy still gets its own row.
+    Extra parts of the name are kept in brackets (`micro_response_whitespace` -> `R-Micro (whitespace)`), so
+    an ablation never pools with the main strategy; names without a known granularity are returned unchanged.
     """
     name = (name or "unknown").lower()
-    if name.startswith("random"):
-        return "Random"
-    granularity = next((g for g in GRANULARITIES if g in name), None)
+    parts = name.split("_")
+    if parts[0] == "random":
+        return "Random" + (f" ({' '.join(parts[1:])})" if len(parts) > 1 else "")
+    granularity = next((g for g in GRANULARITIES if g in parts), None)
     if component is None:
-        component = next((c for c in ("instruction", "response") if c in name), None)
+        component = next((c for c in ("instruction", "response") if c in parts), None)
     if granularity is None or component is None:
         return name
-    return f"{component[0].upper()}-{granularity.capitalize()}"
+    rest = [p for p in parts if p not in (granularity, component)]
+    label = f"{component[0].upper()}-{granularity.capitalize()}"
+    return label + (f" ({' '.join(rest)})" if rest else "")
 
 
 def _dig(cfg: dict, dotted: str) -> Any:
@@ -80,21 +84,25 @@ def _read_yaml(path: Path) -> dict:
 
 
 def _numeric(flat: dict, source: Path) -> dict[str, float]:
+    """Numeric metrics with namespaced keys (`heldout/loss`); bare keys (`k`, `level`, `n`) are design
+    columns that `metrics.json` only repeats, and selection.json stays their source.
+    """
     out = {}
     for key, value in flat.items():
-        if isinstance(value, bool) or value is None:
-            continue
-        if isinstance(value, int | float):
-            out[key] = float(value)
-        elif isinstance(value, dict):
+        if isinstance(value, dict):
             raise ValueError(f"{source}: key {key!r} is nested; the contract wants flat metric keys")
+        if "/" in key and isinstance(value, int | float) and not isinstance(value, bool):
+            out[key] = float(value)
     return out
 
 
 def _find_run_dirs(sweep_dir: Path) -> list[Path]:
     # A `.hydra/` dir marks a job that started, even one that crashed before writing any run file.
-    found = {p.parent for p in sweep_dir.rglob(".hydra") if p.is_dir() and not SKIP_DIRS.intersection(
-        p.relative_to(sweep_dir).parts[:-1])}
+    found = {
+        p.parent
+        for p in sweep_dir.rglob(".hydra")
+        if p.is_dir() and not SKIP_DIRS.intersection(p.relative_to(sweep_dir).parts[:-1])
+    }
     for name in RUN_FILES:
         for path in sweep_dir.rglob(name):
             rel = path.relative_to(sweep_dir).parts[:-1]
@@ -142,9 +150,10 @@ def collect_runs(sweep_dir: str | Path) -> tuple[list[dict[str, Any]], list[dict
         sweep_dir: A Hydra multirun dir (or any dir holding run dirs at any depth).
 
     Returns:
-        `(runs, incomplete)`: `runs` has one dict per finished run with `run_dir`, `strategy` (paper label),
-        `strategy_name`, `component`, `level`, `n`, `seed`, `model`, `k`, `k_min`, `k_max`, `n_types` and every
-        numeric key of `subset_metrics.json` and `metrics.json`; `incomplete` has `{"run_dir", "reason"}`.
+        `(runs, incomplete)`: `runs` has one dict per finished run with `run_dir`, `strategy` (paper
+        label), `strategy_name`, `component`, `level`, `n`, `seed`, `model`, `k`, `k_min`, `k_max`, `n_types`
+        and every numeric key of `subset_metrics.json` and `metrics.json`; `incomplete` has
+        `{"run_dir", "reason"}`.
 
     Raises:
         FileNotFoundError: If `sweep_dir` does not exist.

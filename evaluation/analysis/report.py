@@ -41,8 +41,9 @@ def analyze(
     Args:
         sweep_dir: Directory holding the run dirs (any depth).
         out_dir: Where outputs go; None means `<sweep_dir>/analysis`.
-        wandb_cfg: `{project, group, entity?, name?, mode?}`; when given, the tables and plots are also logged
-            to one W&B run with `job_type="analysis"` (mode from `WANDB_MODE` unless set).
+        wandb_cfg: `{project, group, entity?, analysis_name?, mode?, offline?}` (the `logger=wandb` config
+            works as is); when given, the tables and plots are also logged to one W&B run with
+            `job_type="analysis"` (mode from `WANDB_MODE` unless `mode` or `offline` says otherwise).
         scores: Score columns to analyse; None means every `eval/...` and `heldout/...` key found.
         x: Degree column regressed on (`level` in [0, 1], so slopes read like the paper's "x 1e-2 per %").
         n_boot: Bootstrap resamples for the correlation CIs.
@@ -50,8 +51,8 @@ def analyze(
         quiet: Skip printing.
 
     Returns:
-        `{"out_dir", "n_runs", "n_incomplete", "incomplete", "scores", "files", "slopes"}` where `slopes` is the
-        long table (one dict per model, n, strategy and score, with `slope`, `slope_sd`, `pearson`...).
+        `{"out_dir", "n_runs", "n_incomplete", "incomplete", "scores", "files", "slopes"}` where `slopes` is
+        the long table (one dict per model, n, strategy and score, with `slope`, `slope_sd`, `pearson`...).
 
     Raises:
         ValueError: If no run under `sweep_dir` finished, naming how many were incomplete.
@@ -59,7 +60,9 @@ def analyze(
     sweep_dir = Path(sweep_dir)
     out = Path(out_dir) if out_dir is not None else sweep_dir / "analysis"
     runs, incomplete = collect_runs(sweep_dir)
-    files: dict[str, Path] = {"incomplete": write_csv(out / "incomplete.csv", incomplete, ["run_dir", "reason"])}
+    files: dict[str, Path] = {
+        "incomplete": write_csv(out / "incomplete.csv", incomplete, ["run_dir", "reason"])
+    }
     if not quiet and incomplete:
         print(f"[analysis] {len(incomplete)} incomplete run(s) (listed in {files['incomplete']}):")
         for row in incomplete:
@@ -86,7 +89,9 @@ def analyze(
         suffix = "" if len(groups) == 1 else f"_{_slug(str(model))}_n={n}"
         for score in scores:
             fig = score_vs_degree(members, score, x=x, title=f"{score} (model {model}, n={n})")
-            files[f"plot/{score}{suffix}"] = save_figure(fig, out / f"score_vs_degree_{_slug(score)}{suffix}.png")
+            files[f"plot/{score}{suffix}"] = save_figure(
+                fig, out / f"score_vs_degree_{_slug(score)}{suffix}.png"
+            )
     if correlations:
         fig = correlation_heatmap(correlations, scores)
         files["plot/metric_correlations"] = save_figure(fig, out / "metric_correlations.png")
@@ -120,27 +125,39 @@ def print_headline(long_rows: Sequence[dict], scores: Sequence[str], max_scores:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="slope of score on degree (per unit level = paper's x1e-2 per %), ± 1 sd")
-    for column in ("model", "n", "strategy"):
+    keys = list(dict.fromkeys((r["model"], r["n"], r["strategy"]) for r in long_rows))
+    designs = sorted({key[:2] for key in keys}, key=str)
+    title = "slope of score on degree ± 1 sd (per unit level = the paper's x1e-2 per %)"
+    if len(designs) == 1:
+        title += f"\nmodel {designs[0][0]}, n = {designs[0][1]}"
+    table = Table(title=title)
+    for column in ("model", "n", "strategy") if len(designs) > 1 else ("strategy",):
         table.add_column(column)
     shown = list(scores)[:max_scores]
     for score in shown:
         table.add_column(score, justify="right")
     keyed = {(r["model"], r["n"], r["strategy"], r["score"]): r for r in long_rows}
-    for key in dict.fromkeys((r["model"], r["n"], r["strategy"]) for r in long_rows):
+    for key in keys:
         cells = []
         for score in shown:
             r = keyed.get((*key, score), {})
+            if key[2] == "Random":
+                cells.append(f"mean {_fmt(r.get('random_mean'), '.4g')}")
+                continue
             cells.append(
-                f"{_fmt(r.get('slope'))} ± {_fmt(r.get('slope_sd'))}\n"
-                f"best {_fmt(r.get('best_level'), '.0%')} Δrand {_fmt(r.get('delta_vs_random'), '+.2f')}"
+                f"{_fmt(r.get('slope'), '.3g')} ± {_fmt(r.get('slope_sd'), '.2g')}\n"
+                f"best {_fmt(r.get('best_level'), '.0%')} Δrand {_fmt(r.get('delta_vs_random'), '+.3g')}"
             )
-        table.add_row(str(key[0]), str(key[1]), str(key[2]), *cells)
+        label = [str(key[0]), str(key[1]), key[2]] if len(designs) > 1 else [key[2]]
+        table.add_row(*label, *cells)
     Console().print(table)
 
 
 def log_to_wandb(
-    wandb_cfg: Mapping[str, Any], tables: Mapping[str, Sequence[dict]], images: Mapping[str, Path], out_dir: Path
+    wandb_cfg: Mapping[str, Any],
+    tables: Mapping[str, Sequence[dict]],
+    images: Mapping[str, Path],
+    out_dir: Path,
 ) -> str:
     """Log tables (`wandb.Table`) and plots (`wandb.Image`) to one analysis run; returns its id.
 
@@ -150,13 +167,17 @@ def log_to_wandb(
     import wandb
 
     cfg = dict(wandb_cfg)
+    group = cfg.get("group")
+    mode = cfg.get("mode") or ("offline" if cfg.get("offline") else None)  # None: WANDB_MODE decides
+    # A logger config's `name` names one training job; the summary run gets its own name.
     run = wandb.init(
         project=cfg.get("project"),
         entity=cfg.get("entity"),
-        group=cfg.get("group"),
-        name=cfg.get("name", "analysis"),
+        group=group,
+        name=cfg.get("analysis_name") or (f"analysis_{group}" if group else "analysis"),
         job_type="analysis",
-        mode=cfg.get("mode"),
+        tags=["analysis"],
+        mode=mode,
         dir=str(out_dir),
         reinit="finish_previous",
     )

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from diversity.cache import atomic_write, stable_hash
+from diversity.cache import stable_hash
 
 __all__ = ["PAPER_LEVELS", "TRUE_SLOPES", "write_run_dir", "write_synthetic_sweep"]
 
@@ -48,23 +48,22 @@ def write_run_dir(
     run_dir.mkdir(parents=True, exist_ok=True)
     import yaml
 
-    with atomic_write(run_dir / "config.yaml") as fh:
-        yaml.safe_dump(dict(config), fh, sort_keys=False)
-    with atomic_write(run_dir / "selection.json") as fh:
-        json.dump(dict(selection), fh, indent=2)
-    with atomic_write(run_dir / "subset.jsonl") as fh:
-        for i in range(int(selection["n"])):
-            digest = hashlib.sha256(f"instruction {i}\0response {i}".encode()).hexdigest()
-            fh.write(json.dumps({"pool_index": i, "id": f"synthetic-{i}", "sha256": digest}) + "\n")
+    # Plain writes: these dirs are throwaway fixtures, and fsync per file would dominate test time.
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(dict(config), sort_keys=False), encoding="utf-8")
+    (run_dir / "selection.json").write_text(json.dumps(dict(selection), indent=2), encoding="utf-8")
+    rows = []
+    for i in range(int(selection["n"])):
+        digest = hashlib.sha256(f"instruction {i}\0response {i}".encode()).hexdigest()
+        rows.append(json.dumps({"pool_index": i, "id": f"synthetic-{i}", "sha256": digest}) + "\n")
+    (run_dir / "subset.jsonl").write_text("".join(rows), encoding="utf-8")
     if subset_metrics is not None:
-        with atomic_write(run_dir / "subset_metrics.json") as fh:
-            json.dump(dict(subset_metrics), fh, indent=2)
+        (run_dir / "subset_metrics.json").write_text(
+            json.dumps(dict(subset_metrics), indent=2), encoding="utf-8"
+        )
     if metrics is not None:
-        with atomic_write(run_dir / "metrics.json") as fh:
-            json.dump(dict(metrics), fh, indent=2)
+        (run_dir / "metrics.json").write_text(json.dumps(dict(metrics), indent=2), encoding="utf-8")
     if done:
-        with atomic_write(run_dir / "DONE") as fh:
-            fh.write(stable_hash(dict(config)) + "\n")
+        (run_dir / "DONE").write_text(stable_hash(dict(config)) + "\n", encoding="utf-8")
     return run_dir
 
 
@@ -96,9 +95,9 @@ def write_synthetic_sweep(
 
     def outcome(score: float, level: float, response_length: float) -> tuple[dict, dict]:
         subset = {
-            "subset/response/mean_length": response_length,
+            "subset/response/mean_tokens": response_length,
             "subset/response/token_entropy": 9.9 + 0.9 * level + rng.normal(0, 0.02),
-            "subset/instruction/mean_length": 60.0 + rng.normal(0, 5.0),
+            "subset/instruction/mean_tokens": 60.0 + rng.normal(0, 5.0),
             "subset/instruction/self_bleu": 0.3 + rng.normal(0, 0.05),
             "subset/k/micro_response": int(1000 + 3000 * level),
         }
@@ -108,6 +107,7 @@ def write_synthetic_sweep(
             "heldout/loss": 2.1 - 0.004 * (score - 50) + rng.normal(0, 0.005),
             SCORE: score,
         }
+        metrics.update({"k": subset["subset/k/micro_response"], "level": level, "n": n})  # as run.py repeats
         metrics["heldout/ppl"] = float(np.exp(metrics["heldout/loss"]))
         return subset, metrics
 
@@ -124,20 +124,22 @@ def write_synthetic_sweep(
                     "k": int(round(k_min + level * (k_max - k_min))), "k_min": k_min, "k_max": k_max,
                     "n_types": k_max, "info": {"synthetic": True},
                 }  # fmt: skip
-                run_dir = root / f"{name}/n={n}/level={level:.3f}/seed={s}"
+                run_dir = root / f"{name}/n{n}/level{level}/seed{s}"  # conf/hydra subdir
                 write_run_dir(run_dir, config(name, component, level, s), selection, subset, metrics)
     for s in seeds:
         score = 50.0 + rng.normal(0, noise)
         subset, metrics = outcome(score, 0.0, 200.0 + 40.0 * (score - 50.0))
         selection = {"strategy": "random", "component": None, "level": 0.0, "n": n, "seed": s, "k": None,
                      "k_min": None, "k_max": None, "n_types": None, "info": {}}  # fmt: skip
-        write_run_dir(root / f"random/n={n}/seed={s}", config("random", None, 0.0, s), selection, subset, metrics)
+        write_run_dir(
+            root / f"random/n{n}/level0.0/seed{s}", config("random", None, 0.0, s), selection, subset, metrics
+        )
     if broken:
         name = next(iter(slopes))
         sel = {"strategy": name, "component": name.split("_")[-1], "level": 1.0, "n": n, "seed": 99}
         cfg = config(name, sel["component"], 1.0, 99)
-        broken_dirs.append(write_run_dir(root / f"{name}/n={n}/unfinished", cfg, sel, None, None, done=False))
-        broken_dirs.append(write_run_dir(root / f"{name}/n={n}/failed", cfg, sel, {}, None, done=True))
+        broken_dirs.append(write_run_dir(root / f"{name}/n{n}/unfinished", cfg, sel, None, None, done=False))
+        broken_dirs.append(write_run_dir(root / f"{name}/n{n}/failed", cfg, sel, {}, None, done=True))
     return {
         "slopes": dict(slopes),
         "noise": noise,

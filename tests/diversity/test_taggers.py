@@ -1,0 +1,157 @@
+"""Taggers: YAKE keyphrases, LLM reply parsing against a scripted local endpoint, JSONL alignment."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+
+from diversity.taggers import JsonlTagger, KeywordTagger, LLMTagger, parse_tags
+
+
+def test_keyword_tagger_gives_few_lowercase_relevant_tags():
+    texts = [
+        "Python decorators wrap a Python function. A decorator in Python takes a function and returns one.",
+        "Preheat the oven. Bake the chocolate cake for thirty minutes, then let the chocolate cake cool.",
+        "",
+    ]
+    tags = KeywordTagger(top_k=3, progress=False).tag(texts)
+    assert len(tags) == 3 and tags[2] == []
+    assert all(1 <= len(t) <= 3 for t in tags[:2])
+    assert all(t == t.lower() for row in tags for t in row)
+    assert any("python" in t for t in tags[0])
+    assert any("cake" in t or "chocolate" in t for t in tags[1])
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        (
+            '[{"tag": "Code Generation", "explanation": "x"}, {"tag": "python"}]',
+            ["code generation", "python"],
+        ),
+        ('Sure! ```json\n["math", "algebra", "math"]\n``` Hope this helps.', ["math", "algebra"]),
+        ('{"tags": ["travel planning"]}', ["travel planning"]),
+        ('{"tag": "poetry", "explanation": "a poem"}', ["poetry"]),
+        ("Tags: [broken, {not json", None),
+        ("no json at all", None),
+        ('[1, 2, 3] then ["real tag"]', ["real tag"]),
+    ],
+)
+def test_parse_tags(reply, expected):
+    assert parse_tags(reply) == expected
+
+
+@pytest.fixture
+def endpoint():
+    """A local OpenAI-compatible server answering scripted replies in order; records requests."""
+    replies = iter(
+        [
+            '[{"tag": "code generation", "explanation": "asks for code"}, {"tag": "Python"}]',
+            'I think the tags are: ```["cooking", "baking"]```',
+            "I cannot answer that.",
+        ]
+    )
+    seen: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server API)
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
+            payload = {"choices": [{"message": {"role": "assistant", "content": next(replies)}}]}
+            data = json.dumps(payload).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/v1", seen
+    server.shutdown()
+    server.server_close()
+
+
+def test_llm_tagger_against_endpoint(endpoint, monkeypatch):
+    url, seen = endpoint
+    monkeypatch.setenv("M2M_TEST_KEY", "secret-123")
+    tagger = LLMTagger(
+        model="scripted", base_url=url, api_key_env="M2M_TEST_KEY", concurrency=1, progress=False
+    )
+    tags = tagger.tag(["write python code", "a cake recipe", "???"])
+    assert tags == [["code generation", "python"], ["cooking", "baking"], []]
+    assert tagger.parse_failures_ == 1
+    assert [s["path"] for s in seen] == ["/v1/chat/completions"] * 3
+    assert seen[0]["auth"] == "Bearer secret-123"
+    assert seen[0]["body"]["model"] == "scripted"
+    assert "write python code" in seen[0]["body"]["messages"][0]["content"]
+    assert "secret" not in json.dumps(tagger.cache_key())
+
+
+def test_llm_tagger_unreachable_endpoint_counts_failures():
+    tagger = LLMTagger(base_url="http://127.0.0.1:9/v1", timeout=2, progress=False)
+    assert tagger.tag(["x"]) == [[]] and tagger.parse_failures_ == 1
+
+
+def test_prompt_template_needs_placeholder(tmp_path):
+    bad = tmp_path / "p.txt"
+    bad.write_text("no placeholder here")
+    with pytest.raises(ValueError, match="text"):
+        LLMTagger(prompt_file=str(bad)).prompts(["x"])
+    assert "hello" in LLMTagger().prompts(["hello"])[0]
+
+
+@pytest.mark.slow
+def test_llm_tagger_local_smollm2_runs():
+    tagger = LLMTagger(max_new_tokens=24, batch_size=2, progress=False)
+    tags = tagger.tag(["Write a haiku about autumn.", "How do I sort a list in Python?"])
+    assert len(tags) == 2 and len(tagger.replies_) == 2
+    assert all(isinstance(t, str) for row in tags for t in row)
+    assert 0 <= tagger.parse_failures_ <= 2
+
+
+def _write(path, rows):
+    path.write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows) + "\n")
+    return str(path)
+
+
+def test_jsonl_by_order_text_and_id(tmp_path):
+    by_order = _write(tmp_path / "a.jsonl", [{"tags": ["x"]}, {"tags": ["y", "z"]}])
+    assert JsonlTagger(by_order).tag(["t1", "t2"]) == [["x"], ["y", "z"]]
+    by_text = _write(
+        tmp_path / "b.jsonl",
+        [{"text": "t2", "tags": ["b"]}, {"text": "t1", "tags": ["a"]}, {"text": "extra", "tags": []}],
+    )
+    assert JsonlTagger(by_text).tag(["t1", "t2"]) == [["a"], ["b"]]
+    by_id = _write(tmp_path / "c.jsonl", [{"id": "s2", "tags": ["b"]}, {"id": "s1", "tags": ["a"]}])
+    assert JsonlTagger(by_id).tag(["t1", "t2"], ids=["s1", "s2"]) == [["a"], ["b"]]
+
+
+def test_jsonl_errors_name_file_row_and_field(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.jsonl"):
+        JsonlTagger(str(tmp_path / "missing.jsonl")).tag(["t"])
+    bad_json = _write(tmp_path / "bad.jsonl", [{"tags": ["x"]}, "{not json"])
+    with pytest.raises(ValueError, match=r"bad\.jsonl, row 2: not valid JSON"):
+        JsonlTagger(bad_json).tag(["a", "b"])
+    bad_field = _write(tmp_path / "field.jsonl", [{"tags": ["x"]}, {"tags": "x"}])
+    with pytest.raises(ValueError, match=r"field\.jsonl, row 2: field 'tags' must be a list of strings"):
+        JsonlTagger(bad_field).tag(["a", "b"])
+    with pytest.raises(ValueError, match="2 rows for 3 texts"):
+        JsonlTagger(_write(tmp_path / "n.jsonl", [{"tags": []}, {"tags": []}])).tag(["a", "b", "c"])
+    by_text = _write(tmp_path / "t.jsonl", [{"text": "a", "tags": []}])
+    with pytest.raises(ValueError, match=r"no row whose 'text' matches sample 1 \('zzz'\); 1 of 2"):
+        JsonlTagger(by_text).tag(["a", "zzz"])
+
+
+def test_jsonl_cache_key_follows_file_content(tmp_path):
+    path = _write(tmp_path / "k.jsonl", [{"tags": ["x"]}])
+    before = JsonlTagger(path).cache_key()
+    _write(tmp_path / "k.jsonl", [{"tags": ["y"]}])
+    assert JsonlTagger(path).cache_key() != before

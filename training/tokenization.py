@@ -1,0 +1,102 @@
+"""Turn (instruction, response) pairs into token ids with response-only labels, and a pad-only collator.
+
+The loss target is explicit (`loss_on`), never inferred: the paper's argument rests on SFT loss being on
+response tokens only. Masking happens here, once per sample; the collator only pads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+IGNORE_INDEX = -100
+PLAIN_TEMPLATE = "### Instruction:\n{instruction}\n\n### Response:\n{response}"
+_INS, _RES = "\x00INSTRUCTION\x00", "\x00RESPONSE\x00"
+
+
+def render_segments(tokenizer: Any) -> list[str]:
+    """Split the model's chat template around the two contents: [pre, INS, mid, RES, post].
+
+    Rendering once with sentinels lets template text be tokenized with its special tokens while user
+    content is tokenized as plain text (a literal `<|endoftext|>` inside a response stays text).
+    Models without a chat template get `PLAIN_TEMPLATE` followed by the EOS token.
+    """
+    if getattr(tokenizer, "chat_template", None):
+        messages = [{"role": "user", "content": _INS}, {"role": "assistant", "content": _RES}]
+        text = tokenizer.apply_chat_template(messages, tokenize=False)
+    else:
+        text = PLAIN_TEMPLATE.format(instruction=_INS, response=_RES) + (tokenizer.eos_token or "")
+    pre, rest = text.split(_INS, 1)
+    mid, post = rest.split(_RES, 1)
+    return [pre, _INS, mid, _RES, post]
+
+
+def prompt_text(tokenizer: Any, instruction: str) -> str:
+    """The generation prompt for one instruction (chat template with generation prompt, or plain)."""
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(
+            [{"role": "user", "content": instruction}], tokenize=False, add_generation_prompt=True
+        )
+    return PLAIN_TEMPLATE.format(instruction=instruction, response="")
+
+
+def encode_pair(
+    tokenizer: Any,
+    instruction: str,
+    response: str,
+    max_length: int,
+    loss_on: str = "response",
+    segments: list[str] | None = None,
+) -> dict[str, list[int]]:
+    """Token ids and labels of one pair, at most `max_length` tokens.
+
+    Truncation keeps the template intact: the instruction is capped at half the budget, then the response
+    is cut to what remains (a cut response loses its closing EOS; that is logged by the datamodule).
+    """
+    if loss_on not in ("response", "all"):
+        raise ValueError(f"loss_on must be 'response' or 'all', got {loss_on!r}")
+    pre, _, mid, _, post = segments or render_segments(tokenizer)
+
+    def enc(text: str, as_text: bool) -> list[int]:
+        return (
+            tokenizer(text, add_special_tokens=False, split_special_tokens=as_text)["input_ids"]
+            if text
+            else []
+        )
+
+    pre_ids, mid_ids, post_ids = enc(pre, False), enc(mid, False), enc(post, False)
+    fixed = len(pre_ids) + len(mid_ids) + len(post_ids)
+    budget = max_length - fixed
+    if budget < 2:
+        raise ValueError(
+            f"max_length={max_length} leaves no room for content after the {fixed}-token template"
+        )
+    ins_ids = enc(instruction, True)[: max(1, budget // 2)]
+    res_ids = enc(response, True)[: budget - len(ins_ids)]
+    prompt = pre_ids + ins_ids + mid_ids
+    answer = (res_ids + post_ids)[: max_length - len(prompt)]
+    input_ids = prompt + answer
+    labels = ([IGNORE_INDEX] * len(prompt) if loss_on == "response" else list(prompt)) + list(answer)
+    return {"input_ids": input_ids, "labels": labels}
+
+
+@dataclass
+class PadCollator:
+    """Right-pads a batch; padding is masked by the attention mask and ignored in labels (never by token id,
+    because SmolLM2's pad token is its EOS, which the response's closing token must keep in the loss)."""
+
+    pad_token_id: int
+
+    def __call__(self, batch: list[dict[str, list[int]]]) -> dict[str, Any]:
+        import torch
+
+        width = max(len(x["input_ids"]) for x in batch)
+        ids = torch.full((len(batch), width), self.pad_token_id, dtype=torch.long)
+        labels = torch.full((len(batch), width), IGNORE_INDEX, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, x in enumerate(batch):
+            n = len(x["input_ids"])
+            ids[row, :n] = torch.tensor(x["input_ids"])
+            labels[row, :n] = torch.tensor(x["labels"])
+            mask[row, :n] = 1
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels}

@@ -1,0 +1,89 @@
+"""Weights & Biases for one job: one run per job, opened and finished in plain sight by run.py.
+
+Offline unless the user set WANDB_MODE (sync later with `wandb sync <run_dir>/wandb/offline-run-*`). The run
+config carries strategy, level, k and the subset's post-hoc metrics, so a dashboard can plot score against any
+of them without code; the subset manifest is logged as an Artifact that the training run uses.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+
+def build_logger(logger_cfg: Any) -> Any:
+    """Instantiate the configured Lightning logger; None when `logger=none` (an empty group)."""
+    if not logger_cfg or "_target_" not in logger_cfg:
+        return None
+    from hydra.utils import instantiate
+
+    if "WandbLogger" in str(logger_cfg["_target_"]):
+        os.environ.setdefault("WANDB_MODE", "offline")
+        os.environ.setdefault("WANDB_SILENT", "true")
+        Path(logger_cfg["save_dir"]).mkdir(parents=True, exist_ok=True)
+    return instantiate(logger_cfg)
+
+
+def is_wandb(logger: Any) -> bool:
+    return type(logger).__name__ == "WandbLogger"
+
+
+def log_selection(
+    logger: Any, run_dir: Path, selection_info: dict[str, Any], subset_metrics: dict[str, Any]
+) -> None:
+    """Put the subset's description in the run config and its manifest in an Artifact."""
+    if logger is None:
+        return
+    logger.log_hyperparams(
+        {"subset": {k: v for k, v in selection_info.items() if k != "info"}, **subset_metrics}
+    )
+    if not is_wandb(logger):
+        return
+    import wandb
+
+    run = logger.experiment
+    run.config.update(
+        {"k": selection_info.get("k"), "level": selection_info.get("level")}, allow_val_change=True
+    )
+    artifact = wandb.Artifact(
+        name=f"subset-{selection_info['strategy']}-n{selection_info['n']}-l{selection_info['level']}-s{selection_info['seed']}",
+        type="subset",
+        metadata={k: v for k, v in selection_info.items() if k != "info"},
+    )
+    for name in ("subset.jsonl", "selection.json", "subset_metrics.json"):
+        if (run_dir / name).exists():
+            artifact.add_file(str(run_dir / name))
+    run.log_artifact(artifact)
+
+
+def log_final(logger: Any, metrics: dict[str, float], tables: dict[str, list[dict[str, Any]]]) -> None:
+    """Final scalars into the summary and one W&B Table per benchmark (prompts, generations, verdicts)."""
+    if logger is None:
+        return
+    logger.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
+    if not is_wandb(logger):
+        return
+    import wandb
+
+    run = logger.experiment
+    run.summary.update(metrics)
+    for bench, rows in tables.items():
+        if rows:
+            columns = sorted({key for row in rows for key in row})
+            run.log(
+                {
+                    f"eval/{bench}/table": wandb.Table(
+                        columns=columns, data=[[str(r.get(c)) for c in columns] for r in rows]
+                    )
+                }
+            )
+
+
+def finish(logger: Any, failed: bool = False) -> None:
+    """Close the job's W&B run (multirun jobs share a process: an open run would swallow the next job)."""
+    if logger is not None and is_wandb(logger):
+        import wandb
+
+        if wandb.run is not None:
+            wandb.finish(exit_code=1 if failed else 0)
