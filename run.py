@@ -69,23 +69,18 @@ def run_job(cfg: DictConfig, run_dir, resolved: dict, cfg_hash: str) -> float | 
     failed = True
     try:
         tracking.log_selection(logger, run_dir.path, selection_info, subset_metrics)
-        module = instantiate(cfg.model)
+        module = instantiate(cfg.model, _convert_="all")  # plain dicts: checkpoints load with weights_only
         trainer = instantiate(cfg.trainer, logger=logger or False, callbacks=[checkpointing(run_dir, cfg)])
-        trainer.fit(
-            module, datamodule=datamodule, ckpt_path=run_dir.last_checkpoint() if cfg.resume else None
-        )
+        trainer.fit(module, datamodule=datamodule, ckpt_path=run_dir.last_checkpoint() if cfg.resume else None)
         heldout = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
         metrics = {"heldout/loss": heldout["val/loss"], "heldout/ppl": heldout["val/ppl"]}
-        losses = module.train_losses_ or [
-            math.nan
-        ]  # this process's steps (after a resume: the remaining ones)
+        losses = module.train_losses_ or [math.nan]  # this process's steps (after a resume: the remaining ones)
         metrics.update(
             {"train/loss_first": losses[0], "train/loss_last": losses[-1], "train/steps": trainer.global_step}
         )
+        metrics["train/steps_this_run"] = len(module.train_losses_)
         module.save_final(run_dir.path / "model")
-        scores, tables = evaluate(
-            cfg.eval, module.model, load_tokenizer(cfg.model.name_or_path), run_dir.path
-        )
+        scores, tables = evaluate(cfg.eval, module.model, load_tokenizer(cfg.model.name_or_path), run_dir.path)
         metrics.update(scores)
         metrics.update({"k": selection.k, "level": cfg.diversity.level, "n": cfg.diversity.n})
         run_dir.write_json("metrics.json", metrics)
@@ -103,9 +98,7 @@ def checkpointing(run_dir, cfg: DictConfig):
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     every = cfg.checkpoint_every_n_steps
-    return ModelCheckpoint(
-        dirpath=run_dir.checkpoint_dir, save_last=True, save_top_k=0, every_n_train_steps=every
-    )
+    return ModelCheckpoint(dirpath=run_dir.checkpoint_dir, save_last=True, save_top_k=0, every_n_train_steps=every)
 
 
 def analyze(cfg: DictConfig) -> None:
@@ -116,9 +109,7 @@ def analyze(cfg: DictConfig) -> None:
     if not Path(cfg.sweep_dir).is_dir():
         sys.exit(f"error: sweep_dir not found: {cfg.sweep_dir}")
     wandb_cfg = cfg.logger if cfg.get("logger") and "Wandb" in str(cfg.logger.get("_target_")) else None
-    analyze_sweep(
-        cfg.sweep_dir, wandb_cfg=OmegaConf.to_container(wandb_cfg, resolve=True) if wandb_cfg else None
-    )
+    analyze_sweep(cfg.sweep_dir, wandb_cfg=OmegaConf.to_container(wandb_cfg, resolve=True) if wandb_cfg else None)
     return None
 
 
@@ -126,12 +117,13 @@ def print_summary(path: Path, metrics: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"outputs: {path}")
+    table = Table(title=path.name)
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, value in metrics.items():
         table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
     Console().print(table)
+    print(f"outputs: {path}")
 
 
 if __name__ == "__main__":

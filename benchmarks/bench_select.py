@@ -77,9 +77,7 @@ def synthetic_types(kind: str, n_samples: int, seed: int) -> TypeAssignment:
         topic = rng.choice(n_types, size=n_samples, p=weights / weights.sum())
         noise = rng.random(n_samples) < 0.15
         rows = np.flatnonzero(~noise)
-        matrix = sp.csr_matrix(
-            (np.ones(len(rows), np.uint8), (rows, topic[rows])), shape=(n_samples, n_types)
-        )
+        matrix = sp.csr_matrix((np.ones(len(rows), np.uint8), (rows, topic[rows])), shape=(n_samples, n_types))
         centres = rng.normal(size=(n_types, 384)).astype(np.float32)
         emb = centres[topic] + rng.normal(scale=2.0, size=(n_samples, 384)).astype(np.float32)
         emb /= np.linalg.norm(emb, axis=1, keepdims=True)

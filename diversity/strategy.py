@@ -41,7 +41,8 @@ class Strategy:
         name: the strategy's name, e.g. "micro_response" (recorded in every selection).
         component: "instruction" or "response": the text the extractor types. None only without an
             extractor (random).
-        extractor: object with `fit(texts) -> TypeAssignment` and `cache_key()`; None for random.
+        extractor: object with `fit(texts, cache=None, ids=None) -> TypeAssignment` and `cache_key()`;
+            None for random.
         selector: object with `select(types, n, level, seed) -> Selection`; RandomSelector if None.
         length_tokenizer: tokenizer name for the subset's mean token lengths in `info`. None uses the
             micro extractor's tokenizer when it has a model tokenizer, and skips lengths otherwise.
@@ -70,20 +71,20 @@ class Strategy:
             matrix = sp.csr_matrix((len(pool), 0), dtype=np.uint8)
             return TypeAssignment(matrix=matrix, type_names=[], meta={"extractor": None})
         if self.component not in COMPONENTS:
-            raise ValueError(
-                f"strategy {self.name!r}: component must be one of {COMPONENTS}, got {self.component!r}"
-            )
+            raise ValueError(f"strategy {self.name!r}: component must be one of {COMPONENTS}, got {self.component!r}")
         texts = pool.texts(self.component)
+
+        def fit() -> TypeAssignment:
+            return self.extractor.fit(texts, cache=cache, ids=pool.ids)
+
         if cache is None:
-            return self.extractor.fit(texts)
+            return fit()
         key = {
             "pool": pool.content_hash,
             "component": self.component,
             "extractor": self.extractor.cache_key(),
         }
-        return cache.get_or_compute(
-            "types", key, lambda: self.extractor.fit(texts), lambda v, p: v.save(p), TypeAssignment.load
-        )
+        return cache.get_or_compute("types", key, fit, lambda v, p: v.save(p), TypeAssignment.load)
 
     def select(
         self,
@@ -126,14 +127,10 @@ class Strategy:
         selection.info.update(self._describe(pool, types, selection, candidates, cache))
         return selection
 
-    def _length_window(
-        self, pool: Any, match_length: Mapping[str, Any], cache: FeatureCache | None
-    ) -> np.ndarray:
+    def _length_window(self, pool: Any, match_length: Mapping[str, Any], cache: FeatureCache | None) -> np.ndarray:
         missing = [k for k in ("tokenizer", "min_tokens", "max_tokens") if k not in match_length]
         if missing:
-            raise ValueError(
-                f"match_length is missing {missing}; expected enabled, tokenizer, min_tokens, max_tokens"
-            )
+            raise ValueError(f"match_length is missing {missing}; expected enabled, tokenizer, min_tokens, max_tokens")
         lengths = self._lengths(pool, "response", str(match_length["tokenizer"]), cache)
         ok = (lengths >= match_length["min_tokens"]) & (lengths <= match_length["max_tokens"])
         return np.flatnonzero(ok)
@@ -165,9 +162,7 @@ class Strategy:
         info: dict[str, Any] = {"strategy": self.name, "component": self.component}
         info.setdefault("candidate_pool_size", len(pool) if candidates is None else len(candidates))
         if types.n_types:
-            local = (
-                selection.indices if candidates is None else np.searchsorted(candidates, selection.indices)
-            )
+            local = selection.indices if candidates is None else np.searchsorted(candidates, selection.indices)
             covered = types.types_of(local)
             info["types_covered"] = int(covered.size)
             info.setdefault("types_preview", [types.type_names[t] for t in covered[:PREVIEW]])
@@ -177,9 +172,7 @@ class Strategy:
             for component in COMPONENTS:
                 texts = pool.texts(component)
                 subset = [texts[i] for i in selection.indices]
-                info[f"mean_{component}_tokens"] = float(
-                    count_tokens(subset, tokenizer, progress=False).mean()
-                )
+                info[f"mean_{component}_tokens"] = float(count_tokens(subset, tokenizer, progress=False).mean())
         return info
 
 
@@ -187,6 +180,4 @@ def _restrict(types: TypeAssignment, rows: np.ndarray) -> TypeAssignment:
     """The assignment of `rows` only (same type columns), so a selector sees just those candidates."""
     embeddings = None if types.embeddings is None else types.embeddings[rows]
     meta = {**types.meta, "restricted_to": int(len(rows))}
-    return TypeAssignment(
-        matrix=types.matrix[rows], type_names=types.type_names, meta=meta, embeddings=embeddings
-    )
+    return TypeAssignment(matrix=types.matrix[rows], type_names=types.type_names, meta=meta, embeddings=embeddings)

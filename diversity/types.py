@@ -38,8 +38,7 @@ class TypeAssignment:
     def __post_init__(self) -> None:
         if self.matrix.shape[1] != len(self.type_names):
             raise ValueError(
-                f"TypeAssignment: matrix has {self.matrix.shape[1]} type columns "
-                f"but {len(self.type_names)} type names"
+                f"TypeAssignment: matrix has {self.matrix.shape[1]} type columns but {len(self.type_names)} type names"
             )
 
     @property

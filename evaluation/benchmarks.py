@@ -91,9 +91,7 @@ def load_benchmark(
     names = {**DEFAULT_FILES[name], **(files or {})}
     if source is None:
         if name not in PACKAGE_SOURCES:
-            raise ValueError(
-                f"benchmark '{name}' has no offline copy: give a local path or a Hub id as its source"
-            )
+            raise ValueError(f"benchmark '{name}' has no offline copy: give a local path or a Hub id as its source")
         source = str(package_data_dir(name))
     items = _PARSERS[name](source, names)
     if require_reference:

@@ -90,9 +90,7 @@ def generate(
                     **generator_kwargs,
                 )
             new_tokens = out[:, enc["input_ids"].shape[1] :]
-            for i, text in zip(
-                batch, tokenizer.batch_decode(new_tokens, skip_special_tokens=True), strict=True
-            ):
+            for i, text in zip(batch, tokenizer.batch_decode(new_tokens, skip_special_tokens=True), strict=True):
                 answers[i] = text.strip()
     finally:
         tokenizer.padding_side, tokenizer.truncation_side = padding_side, truncation_side

@@ -91,9 +91,7 @@ class OpenAIJudge:
         try:
             return payload["choices"][0]["message"]["content"] or ""
         except (KeyError, IndexError, TypeError) as err:
-            raise RuntimeError(
-                f"judge endpoint {self._url()}: unexpected response {str(payload)[:300]}"
-            ) from err
+            raise RuntimeError(f"judge endpoint {self._url()}: unexpected response {str(payload)[:300]}") from err
 
     def complete(self, prompts: Sequence[str]) -> list[str]:
         """Answers in prompt order (requests run concurrently)."""
@@ -128,9 +126,7 @@ class HFJudge:
         model = AutoModelForCausalLM.from_pretrained(resolve_model_path(self.name_or_path)).to(device)
         tokenizer = load_tokenizer(self.name_or_path)
         try:
-            return generate(
-                model, tokenizer, prompts, self.max_new_tokens, self.batch_size, description="judging"
-            )
+            return generate(model, tokenizer, prompts, self.max_new_tokens, self.batch_size, description="judging")
         finally:
             del model
 
@@ -148,9 +144,7 @@ def load_template(path: str | Path | None = None) -> str:
 def fill_template(template: str, instruction: str, answer_a: str, answer_b: str) -> str:
     """Substitute the placeholders (plain replacement: answers may contain braces)."""
     return (
-        template.replace("{instruction}", instruction)
-        .replace("{answer_a}", answer_a)
-        .replace("{answer_b}", answer_b)
+        template.replace("{instruction}", instruction).replace("{answer_a}", answer_a).replace("{answer_b}", answer_b)
     )
 
 

@@ -41,7 +41,21 @@ _TOPICS = {
 def make_pool_rows(n: int, seed: int = 0) -> list[dict[str, str]]:
     """A small, varied Alpaca-style pool: topic prompts with responses of different lengths and vocabulary."""
     rng = random.Random(seed)
-    words = ["alpha", "beta", "gamma", "delta", "river", "mountain", "token", "budget", "entropy", "cluster", "vector", "garden", "bridge"]
+    words = [
+        "alpha",
+        "beta",
+        "gamma",
+        "delta",
+        "river",
+        "mountain",
+        "token",
+        "budget",
+        "entropy",
+        "cluster",
+        "vector",
+        "garden",
+        "bridge",
+    ]
     rows = []
     for i in range(n):
         topic = rng.choice(sorted(_TOPICS))
@@ -90,3 +104,22 @@ def tiny_model_dir(tmp_path_factory, tokenizer) -> Path:
     LlamaForCausalLM(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+@pytest.fixture()
+def tiny_overrides(tmp_path, tiny_pool_file, tiny_model_dir) -> list[str]:
+    """A run that takes seconds: tiny pool, tiny random model, two steps, no evaluation."""
+    return [
+        "data=jsonl",
+        f"data.source={tiny_pool_file}",
+        f"model.name_or_path={tiny_model_dir}",
+        "diversity.n=24",
+        "data.heldout_size=8",
+        "data.max_length=64",
+        "trainer.max_steps=2",
+        "trainer.val_check_interval=2",
+        "eval=none",
+        "diversity.metrics.embeddings=false",
+        f"paths.root={tmp_path / 'outputs'}",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+    ]

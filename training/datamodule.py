@@ -135,10 +135,7 @@ class SFTDataModule(L.LightningDataModule):
         self.run_dir.mkdir(parents=True, exist_ok=True)
         with atomic_write(self.run_dir / "subset.jsonl") as fh:
             for i in self.subset_indices_:
-                fh.write(
-                    json.dumps({"pool_index": int(i), "id": pool.ids[i], "sha256": pool.sample_hash(i)})
-                    + "\n"
-                )
+                fh.write(json.dumps({"pool_index": int(i), "id": pool.ids[i], "sha256": pool.sample_hash(i)}) + "\n")
         info = {
             "strategy": getattr(self.strategy, "name", type(self.strategy).__name__),
             "component": getattr(self.strategy, "component", None),
@@ -213,9 +210,7 @@ class SFTDataModule(L.LightningDataModule):
     def val_dataloader(self):
         from torch.utils.data import DataLoader
 
-        return DataLoader(
-            self.heldout_set_, batch_size=self.batch_size, collate_fn=self.collate_, num_workers=0
-        )
+        return DataLoader(self.heldout_set_, batch_size=self.batch_size, collate_fn=self.collate_, num_workers=0)
 
 
 def _describe(obj: Any) -> Any:

@@ -78,9 +78,7 @@ class SFTModule(L.LightningModule):
             model = get_peft_model(model, config)
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         total = sum(p.numel() for p in model.parameters())
-        log.info(
-            "model %s: %.1fM parameters, %.2fM trainable", self.name_or_path, total / 1e6, trainable / 1e6
-        )
+        log.info("model %s: %.1fM parameters, %.2fM trainable", self.name_or_path, total / 1e6, trainable / 1e6)
         self.model = model
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -89,9 +87,7 @@ class SFTModule(L.LightningModule):
             checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
 
     def forward(self, batch: dict[str, torch.Tensor]) -> Any:
-        return self.model(
-            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]
-        )
+        return self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self(batch).loss
@@ -129,9 +125,7 @@ class SFTModule(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         params = [p for p in self.model.parameters() if p.requires_grad]
-        optimizer = (
-            self.optimizer_factory(params) if self.optimizer_factory else torch.optim.AdamW(params, lr=1e-4)
-        )
+        optimizer = self.optimizer_factory(params) if self.optimizer_factory else torch.optim.AdamW(params, lr=1e-4)
         if not self.warmup_steps:
             return optimizer
         warmup = max(1, self.warmup_steps)

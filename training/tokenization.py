@@ -58,19 +58,13 @@ def encode_pair(
     pre, _, mid, _, post = segments or render_segments(tokenizer)
 
     def enc(text: str, as_text: bool) -> list[int]:
-        return (
-            tokenizer(text, add_special_tokens=False, split_special_tokens=as_text)["input_ids"]
-            if text
-            else []
-        )
+        return tokenizer(text, add_special_tokens=False, split_special_tokens=as_text)["input_ids"] if text else []
 
     pre_ids, mid_ids, post_ids = enc(pre, False), enc(mid, False), enc(post, False)
     fixed = len(pre_ids) + len(mid_ids) + len(post_ids)
     budget = max_length - fixed
     if budget < 2:
-        raise ValueError(
-            f"max_length={max_length} leaves no room for content after the {fixed}-token template"
-        )
+        raise ValueError(f"max_length={max_length} leaves no room for content after the {fixed}-token template")
     ins_ids = enc(instruction, True)[: max(1, budget // 2)]
     res_ids = enc(response, True)[: budget - len(ins_ids)]
     prompt = pre_ids + ins_ids + mid_ids

@@ -29,23 +29,17 @@ def is_wandb(logger: Any) -> bool:
     return type(logger).__name__ == "WandbLogger"
 
 
-def log_selection(
-    logger: Any, run_dir: Path, selection_info: dict[str, Any], subset_metrics: dict[str, Any]
-) -> None:
+def log_selection(logger: Any, run_dir: Path, selection_info: dict[str, Any], subset_metrics: dict[str, Any]) -> None:
     """Put the subset's description in the run config and its manifest in an Artifact."""
     if logger is None:
         return
-    logger.log_hyperparams(
-        {"subset": {k: v for k, v in selection_info.items() if k != "info"}, **subset_metrics}
-    )
+    logger.log_hyperparams({"subset": {k: v for k, v in selection_info.items() if k != "info"}, **subset_metrics})
     if not is_wandb(logger):
         return
     import wandb
 
     run = logger.experiment
-    run.config.update(
-        {"k": selection_info.get("k"), "level": selection_info.get("level")}, allow_val_change=True
-    )
+    run.config.update({"k": selection_info.get("k"), "level": selection_info.get("level")}, allow_val_change=True)
     artifact = wandb.Artifact(
         name=f"subset-{selection_info['strategy']}-n{selection_info['n']}-l{selection_info['level']}-s{selection_info['seed']}",
         type="subset",

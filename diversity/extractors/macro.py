@@ -93,13 +93,18 @@ class MacroExtractor:
         return {"class": type(self).__name__, **self.params()}
 
     def fit(
-        self, texts: Sequence[str], cache: FeatureCache | None = None, embeddings: np.ndarray | None = None
+        self,
+        texts: Sequence[str],
+        cache: FeatureCache | None = None,
+        ids: Sequence[str] | None = None,
+        embeddings: np.ndarray | None = None,
     ) -> TypeAssignment:
         """Assign one topic to every text.
 
         Args:
             texts: the pool's instructions or responses.
             cache: embedding cache (shared with metrics); None recomputes.
+            ids: unused (every extractor's `fit` takes the same arguments).
             embeddings: precomputed unit-length embeddings of `texts` (skips the embedder).
         """
         if self.noise not in NOISE_MODES:
@@ -177,9 +182,7 @@ class MacroExtractor:
         if n < 2:
             return np.full(n, -1, dtype=np.int64)
         samples = None if self.min_samples is None else min(self.min_samples, n)
-        return HDBSCAN(
-            min_cluster_size=self.min_cluster_size_used_, min_samples=samples, copy=True
-        ).fit_predict(points)
+        return HDBSCAN(min_cluster_size=self.min_cluster_size_used_, min_samples=samples, copy=True).fit_predict(points)
 
 
 def _relabel_by_size(raw: np.ndarray) -> tuple[np.ndarray, int]:

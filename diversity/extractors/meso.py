@@ -95,9 +95,7 @@ class MesoExtractor:
         def compute() -> list[list[str]]:
             tags = self.tagger.tag(texts, ids=ids)
             if len(tags) != len(texts):
-                raise ValueError(
-                    f"{type(self.tagger).__name__} returned {len(tags)} tag lists for {len(texts)}"
-                )
+                raise ValueError(f"{type(self.tagger).__name__} returned {len(tags)} tag lists for {len(texts)}")
             return [[str(t) for t in row] for row in tags]
 
         if cache is None:

@@ -69,9 +69,7 @@ def iter_token_ids(
             )["input_ids"]
 
 
-def count_tokens(
-    texts: Sequence[str], tokenizer: str, batch_size: int = 1000, progress: bool = True
-) -> np.ndarray:
+def count_tokens(texts: Sequence[str], tokenizer: str, batch_size: int = 1000, progress: bool = True) -> np.ndarray:
     """Length of every text in tokens of `tokenizer` (a model name, or "whitespace"), shape (len(texts),)."""
     tok = load_text_tokenizer(tokenizer)
     lengths = [len(ids) for batch in iter_token_ids(texts, tok, batch_size, progress) for ids in batch]
@@ -148,8 +146,12 @@ class MicroExtractor:
         scale = n_texts / self.reference_pool_size
         return self.min_count * scale, self.max_count * scale
 
-    def fit(self, texts: Sequence[str]) -> TypeAssignment:
-        """Tokenize `texts`, count corpus frequencies and keep the in-band types of every text."""
+    def fit(self, texts: Sequence[str], cache: Any = None, ids: Sequence[str] | None = None) -> TypeAssignment:
+        """Tokenize `texts`, count corpus frequencies and keep the in-band types of every text.
+
+        `cache` and `ids` are unused (every extractor's `fit` takes the same arguments; the Strategy caches
+        the resulting assignment).
+        """
         low, high = self._bounds(len(texts))
         tokenizer = load_text_tokenizer(self.tokenizer)
         words: dict[str, int] = {}

@@ -69,9 +69,7 @@ def distinct_n(token_seqs: TokenSeqs, n: int = 1) -> float:
     """
     codes = _ngram_codes(token_seqs, n)
     if len(codes) == 0:
-        raise ValueError(
-            f"distinct_{n}: no {n}-gram in {len(token_seqs)} texts (all shorter than {n} tokens)"
-        )
+        raise ValueError(f"distinct_{n}: no {n}-gram in {len(token_seqs)} texts (all shorter than {n} tokens)")
     n_unique = len(np.unique(codes, axis=0 if codes.ndim == 2 else None))
     return n_unique / len(codes)
 

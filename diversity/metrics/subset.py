@@ -30,9 +30,7 @@ WHITESPACE = "whitespace"
 COMPONENTS = ("instruction", "response")
 
 
-def tokenize(
-    texts: Sequence[str], tokenizer: Any, batch_size: int = 1024, progress: bool = False
-) -> list[np.ndarray]:
+def tokenize(texts: Sequence[str], tokenizer: Any, batch_size: int = 1024, progress: bool = False) -> list[np.ndarray]:
     """Token ids of every text, one int64 array per text, without special tokens.
 
     Args:
@@ -145,9 +143,7 @@ def compute_subset_metrics(
     if len(instructions) != len(responses):
         raise ValueError(f"{len(instructions)} instructions but {len(responses)} responses")
     if len(instructions) < 2:
-        raise ValueError(
-            f"compute_subset_metrics needs >= 2 samples (pairwise metrics), got {len(instructions)}"
-        )
+        raise ValueError(f"compute_subset_metrics needs >= 2 samples (pairwise metrics), got {len(instructions)}")
     metrics: dict[str, float | int] = {}
     for component, texts in zip(COMPONENTS, (instructions, responses), strict=True):
         texts = list(texts)

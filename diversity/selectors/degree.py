@@ -189,9 +189,7 @@ class DegreeSelector:
             info=info,
         )
 
-    def _sample(
-        self, matrix: sp.csr_matrix, candidates: np.ndarray, n: int, rng: np.random.Generator
-    ) -> np.ndarray:
+    def _sample(self, matrix: sp.csr_matrix, candidates: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
         """Algorithm 2 on P_k = `candidates`: least-represented type first, random holder of it.
 
         Candidates are put in one seeded random order; each type's holders are then visited in that

@@ -28,9 +28,7 @@ class JsonlTagger:
         text_field: field holding the tagged text (used when every row has it).
     """
 
-    def __init__(
-        self, path: str, tags_field: str = "tags", id_field: str = "id", text_field: str = "text"
-    ) -> None:
+    def __init__(self, path: str, tags_field: str = "tags", id_field: str = "id", text_field: str = "text") -> None:
         self.path = path
         self.tags_field = tags_field
         self.id_field = id_field
@@ -38,11 +36,7 @@ class JsonlTagger:
 
     def cache_key(self) -> dict[str, Any]:
         """Includes a hash of the file's bytes, so editing the file invalidates cached results."""
-        digest = (
-            hashlib.sha256(Path(self.path).read_bytes()).hexdigest()[:16]
-            if Path(self.path).exists()
-            else None
-        )
+        digest = hashlib.sha256(Path(self.path).read_bytes()).hexdigest()[:16] if Path(self.path).exists() else None
         return {
             "class": type(self).__name__,
             "path": str(self.path),
@@ -66,14 +60,11 @@ class JsonlTagger:
                 except json.JSONDecodeError as err:
                     raise ValueError(f"{path}, row {lineno}: not valid JSON ({err.msg})") from err
                 if not isinstance(row, dict):
-                    raise ValueError(
-                        f"{path}, row {lineno}: expected a JSON object, got {type(row).__name__}"
-                    )
+                    raise ValueError(f"{path}, row {lineno}: expected a JSON object, got {type(row).__name__}")
                 tags = row.get(self.tags_field)
                 if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
                     raise ValueError(
-                        f"{path}, row {lineno}: field '{self.tags_field}' must be a list of strings, "
-                        f"got {tags!r:.80}"
+                        f"{path}, row {lineno}: field '{self.tags_field}' must be a list of strings, got {tags!r:.80}"
                     )
                 row["_line"] = lineno
                 rows.append(row)

@@ -151,9 +151,7 @@ class LLMTagger:
                 "temperature": 0.0,
                 "max_tokens": self.max_new_tokens,
             }
-            request = urllib.request.Request(
-                url, data=json.dumps(body).encode(), headers=headers, method="POST"
-            )
+            request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
             try:
                 with urllib.request.urlopen(request, timeout=self.timeout) as response:
                     payload = json.loads(response.read().decode("utf-8"))
@@ -163,9 +161,7 @@ class LLMTagger:
                 return ""
 
         with ThreadPoolExecutor(max_workers=max(1, self.concurrency)) as pool:
-            return list(
-                tqdm(pool.map(ask, prompts), total=len(prompts), desc="llm tags", disable=not self.progress)
-            )
+            return list(tqdm(pool.map(ask, prompts), total=len(prompts), desc="llm tags", disable=not self.progress))
 
     def _generate_local(self, prompts: list[str]) -> list[str]:
         import torch
@@ -181,9 +177,7 @@ class LLMTagger:
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
         model = AutoModelForCausalLM.from_pretrained(path).to(device).eval()
         chats = [
-            tokenizer.apply_chat_template(
-                [{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True
-            )
+            tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
             for p in prompts
         ]
         replies: list[str] = []

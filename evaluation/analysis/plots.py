@@ -76,9 +76,7 @@ def score_vs_degree(runs: Sequence[dict], score: str, x: str = "level", title: s
                 fit = bayes_linreg(xs, ys)
                 grid = np.linspace(levels.min(), levels.max(), 50)
                 mean, sd = fit.band(grid)
-                ax.plot(
-                    100 * grid, mean, color=color, label=f"{label}: {fit.slope:+.2f} ± {fit.slope_sd:.2f}"
-                )
+                ax.plot(100 * grid, mean, color=color, label=f"{label}: {fit.slope:+.2f} ± {fit.slope_sd:.2f}")
                 ax.fill_between(100 * grid, mean - sd, mean + sd, color=color, alpha=0.2)
             else:
                 ax.plot([], [], color=color, label=label)

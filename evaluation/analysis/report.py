@@ -60,9 +60,7 @@ def analyze(
     sweep_dir = Path(sweep_dir)
     out = Path(out_dir) if out_dir is not None else sweep_dir / "analysis"
     runs, incomplete = collect_runs(sweep_dir)
-    files: dict[str, Path] = {
-        "incomplete": write_csv(out / "incomplete.csv", incomplete, ["run_dir", "reason"])
-    }
+    files: dict[str, Path] = {"incomplete": write_csv(out / "incomplete.csv", incomplete, ["run_dir", "reason"])}
     if not quiet and incomplete:
         print(f"[analysis] {len(incomplete)} incomplete run(s) (listed in {files['incomplete']}):")
         for row in incomplete:
@@ -89,9 +87,7 @@ def analyze(
         suffix = "" if len(groups) == 1 else f"_{_slug(str(model))}_n={n}"
         for score in scores:
             fig = score_vs_degree(members, score, x=x, title=f"{score} (model {model}, n={n})")
-            files[f"plot/{score}{suffix}"] = save_figure(
-                fig, out / f"score_vs_degree_{_slug(score)}{suffix}.png"
-            )
+            files[f"plot/{score}{suffix}"] = save_figure(fig, out / f"score_vs_degree_{_slug(score)}{suffix}.png")
     if correlations:
         fig = correlation_heatmap(correlations, scores)
         files["plot/metric_correlations"] = save_figure(fig, out / "metric_correlations.png")

@@ -62,9 +62,7 @@ class BayesFit:
     def intercept_sd(self) -> float:
         return float(np.sqrt(self.scale[0, 0]) * self._sd_factor())
 
-    def band(
-        self, x: Sequence[float] | np.ndarray, predictive: bool = False
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def band(self, x: Sequence[float] | np.ndarray, predictive: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Mean and 1-sigma of the regression line at `x`.
 
         Args:
@@ -205,11 +203,7 @@ def bootstrap_ci(
         raise ValueError(f"bootstrap_ci: x has {x.size} points but y has {y.size}")
     if x.size < 3:
         return float("nan"), float("nan")
-    labels = (
-        np.zeros(x.size, dtype=int)
-        if groups is None
-        else np.unique(np.asarray(groups), return_inverse=True)[1]
-    )
+    labels = np.zeros(x.size, dtype=int) if groups is None else np.unique(np.asarray(groups), return_inverse=True)[1]
     strata = [np.flatnonzero(labels == g) for g in np.unique(labels)]
     if max(len(s) for s in strata) < 2:
         strata = [np.arange(x.size)]

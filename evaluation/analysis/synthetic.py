@@ -57,9 +57,7 @@ def write_run_dir(
         rows.append(json.dumps({"pool_index": i, "id": f"synthetic-{i}", "sha256": digest}) + "\n")
     (run_dir / "subset.jsonl").write_text("".join(rows), encoding="utf-8")
     if subset_metrics is not None:
-        (run_dir / "subset_metrics.json").write_text(
-            json.dumps(dict(subset_metrics), indent=2), encoding="utf-8"
-        )
+        (run_dir / "subset_metrics.json").write_text(json.dumps(dict(subset_metrics), indent=2), encoding="utf-8")
     if metrics is not None:
         (run_dir / "metrics.json").write_text(json.dumps(dict(metrics), indent=2), encoding="utf-8")
     if done:

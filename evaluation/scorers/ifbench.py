@@ -96,9 +96,7 @@ def load_registry() -> dict[str, type]:
     return dict(registry.INSTRUCTION_DICT)
 
 
-def check_item(
-    registry: dict[str, type], prompt: str, rule_ids: list[str], kwargs: list[dict], response: str
-):
+def check_item(registry: dict[str, type], prompt: str, rule_ids: list[str], kwargs: list[dict], response: str):
     """Strict check of one response: a list of True/False per rule, None where the checker failed to run."""
     results: list[bool | None] = []
     for rule_id, rule_kwargs in zip(rule_ids, kwargs, strict=True):

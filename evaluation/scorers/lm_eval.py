@@ -95,9 +95,7 @@ def run_lm_eval(
         model = copy.deepcopy(model).merge_and_unload()
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
     paths = [include_path] if isinstance(include_path, str) else include_path
-    manager = TaskManager(
-        include_path=[str(p) for p in paths] if paths else None, include_defaults=include_defaults
-    )
+    manager = TaskManager(include_path=[str(p) for p in paths] if paths else None, include_defaults=include_defaults)
     return lm_eval.simple_evaluate(
         model=lm,
         tasks=tasks,

@@ -84,9 +84,7 @@ class PairwiseScorer:
             per_item = item_scores(rows)
             for item in items:
                 outcomes = [r["outcome"] for r in rows if r["id"] == item.id]
-                ctx.annotate(
-                    bench, item.id, verdict="/".join(str(o) for o in outcomes), score=per_item.get(item.id)
-                )
+                ctx.annotate(bench, item.id, verdict="/".join(str(o) for o in outcomes), score=per_item.get(item.id))
             result = win_rate(rows, self.n_resamples, self.confidence, ctx.seed)
             scores.update({f"eval/{self.name}/{bench}_{key}": value for key, value in result.items()})
             judged += 1

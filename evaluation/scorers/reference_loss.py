@@ -57,11 +57,7 @@ def _encode(tokenizer: Any, prompt: str, reference: str, max_length: int) -> tup
 
     prompt_ids = tokenizer(chat_prompt(tokenizer, prompt), add_special_tokens=False)["input_ids"]
     answer_ids = tokenizer(reference + (tokenizer.eos_token or ""), add_special_tokens=False)["input_ids"]
-    answer_ids = (
-        answer_ids[: max(1, max_length // 2)]
-        if len(prompt_ids) + len(answer_ids) > max_length
-        else answer_ids
-    )
+    answer_ids = answer_ids[: max(1, max_length // 2)] if len(prompt_ids) + len(answer_ids) > max_length else answer_ids
     prompt_ids = prompt_ids[-(max_length - len(answer_ids)) :]
     return prompt_ids + answer_ids, len(prompt_ids)
 

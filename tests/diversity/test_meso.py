@@ -30,9 +30,7 @@ def test_near_synonyms_merge_and_type_is_named_by_most_frequent():
     t = extractor.tag_to_type_
     assert t["python programming"] == t["programming in python"] == t["python coding"]
     assert t["cooking recipes"] == t["recipe for cooking"]
-    assert (
-        len({t["python programming"], t["java programming"], t["football match"], t["cooking recipes"]}) == 4
-    )
+    assert len({t["python programming"], t["java programming"], t["football match"], t["cooking recipes"]}) == 4
     assert types.type_names[t["python programming"]] == "python programming"
     assert types.type_names[t["cooking recipes"]] == "cooking recipes"
     # types ordered by support: python (4 samples) first
@@ -44,9 +42,7 @@ def test_near_synonyms_merge_and_type_is_named_by_most_frequent():
 def test_rare_tags_dropped_and_counted():
     types = MesoExtractor(tagger=KeywordTagger(), min_tag_count=2, merge_threshold=1.0).fit_tags(RAW)
     assert "one-off tag" not in types.type_names
-    assert (
-        types.meta["tags_dropped_rare"] == 4
-    )  # programming in python, recipe for cooking, python coding, one-off
+    assert types.meta["tags_dropped_rare"] == 4  # programming in python, recipe for cooking, python coding, one-off
     assert types.n_types == 4 and types.meta["samples_without_type"] == 0
 
 

@@ -90,10 +90,7 @@ def test_self_bleu_equals_sacrebleu_sentence_scores():
     import sacrebleu
 
     expected = np.mean(
-        [
-            sacrebleu.sentence_bleu(h, SENTENCES[:i] + SENTENCES[i + 1 :]).score
-            for i, h in enumerate(SENTENCES)
-        ]
+        [sacrebleu.sentence_bleu(h, SENTENCES[:i] + SENTENCES[i + 1 :]).score for i, h in enumerate(SENTENCES)]
     )
     assert self_bleu(SENTENCES, n_samples=len(SENTENCES)) == pytest.approx(expected)
     assert 0 < expected < 100
@@ -178,9 +175,7 @@ def test_compute_subset_metrics_keys_and_values(tmp_path):
     )
     names = {"distinct_1", "distinct_2", "token_entropy", "mean_tokens", "compression_ratio", "self_bleu"}
     names |= {"embedding_distance", "vendi"}
-    expected = {f"subset/{c}/{m}" for c in ("instruction", "response") for m in names} | {
-        "subset/k/micro_response"
-    }
+    expected = {f"subset/{c}/{m}" for c in ("instruction", "response") for m in names} | {"subset/k/micro_response"}
     assert set(metrics) == expected
     assert metrics["subset/response/distinct_1"] == pytest.approx(3 / 9)
     assert metrics["subset/instruction/mean_tokens"] == pytest.approx(3.0)
@@ -244,9 +239,7 @@ def test_end_to_end_with_real_embedder(smollm2_tokenizer):
         return embed(texts, progress=False)
 
     varied = compute_subset_metrics(VARIED, VARIED, smollm2_tokenizer, embed_fn, progress=False)
-    repeated = compute_subset_metrics(
-        VARIED[:1] * 4, VARIED[:1] * 4, smollm2_tokenizer, embed_fn, progress=False
-    )
+    repeated = compute_subset_metrics(VARIED[:1] * 4, VARIED[:1] * 4, smollm2_tokenizer, embed_fn, progress=False)
     for key in ("vendi", "embedding_distance", "token_entropy", "distinct_2", "compression_ratio"):
         assert varied[f"subset/response/{key}"] > repeated[f"subset/response/{key}"], key
     assert repeated["subset/response/vendi"] == pytest.approx(1.0, abs=1e-3)

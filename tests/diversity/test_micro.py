@@ -60,9 +60,7 @@ def test_scaled_band_multiplies_both_bounds():
 
 
 def test_whitespace_words_are_case_and_punctuation_sensitive():
-    ta = MicroExtractor(tokenizer="whitespace", min_count=1, max_count=1, progress=False).fit(
-        ["Cat cat cat. cat"]
-    )
+    ta = MicroExtractor(tokenizer="whitespace", min_count=1, max_count=1, progress=False).fit(["Cat cat cat. cat"])
     assert sorted(ta.type_names) == ["Cat", "cat."]
 
 

@@ -82,9 +82,7 @@ def endpoint():
 def test_llm_tagger_against_endpoint(endpoint, monkeypatch):
     url, seen = endpoint
     monkeypatch.setenv("M2M_TEST_KEY", "secret-123")
-    tagger = LLMTagger(
-        model="scripted", base_url=url, api_key_env="M2M_TEST_KEY", concurrency=1, progress=False
-    )
+    tagger = LLMTagger(model="scripted", base_url=url, api_key_env="M2M_TEST_KEY", concurrency=1, progress=False)
     tags = tagger.tag(["write python code", "a cake recipe", "???"])
     assert tags == [["code generation", "python"], ["cooking", "baking"], []]
     assert tagger.parse_failures_ == 1

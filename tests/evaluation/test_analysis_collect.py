@@ -160,9 +160,7 @@ def test_analyze_refuses_a_sweep_without_finished_runs(tmp_path):
 @pytest.mark.slow
 def test_analyze_logs_a_wandb_summary_run_offline(sweep, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
-    analyze(
-        sweep[0], out_dir=tmp_path, wandb_cfg={"project": "m2m-test", "group": "g"}, n_boot=50, quiet=True
-    )
+    analyze(sweep[0], out_dir=tmp_path, wandb_cfg={"project": "m2m-test", "group": "g"}, n_boot=50, quiet=True)
     run_dirs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(run_dirs) == 1
     media = run_dirs[0] / "files" / "media"

@@ -42,9 +42,7 @@ def test_alpaca_eval_and_arena_hard_from_shared_data(shared_data):
     arena = load_benchmark("arena_hard", str(shared_data / "arena_hard"), limit=20, seed=0)
     assert len(arena) == 20 and all(item.reference and item.prompt for item in arena)
     # The same file given directly (not its folder) reads the same rows.
-    direct = load_benchmark(
-        "alpaca_eval", str(shared_data / "alpaca_eval" / "gpt4_1106_preview_outputs.json")
-    )
+    direct = load_benchmark("alpaca_eval", str(shared_data / "alpaca_eval" / "gpt4_1106_preview_outputs.json"))
     assert direct[5] == alpaca[5]
 
 

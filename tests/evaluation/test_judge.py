@@ -51,9 +51,7 @@ def judge_server():
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):  # noqa: N802 - http.server API
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            seen.append(
-                {"path": self.path, "auth": self.headers.get("Authorization", ""), "model": body["model"]}
-            )
+            seen.append({"path": self.path, "auth": self.headers.get("Authorization", ""), "model": body["model"]})
             content = _reply(body["messages"][-1]["content"])
             payload = {"choices": [{"message": {"role": "assistant", "content": content}}]}
             data = json.dumps(payload).encode()
@@ -117,9 +115,7 @@ def test_pairwise_win_rate_against_scripted_judge(judge_server, tmp_path, monkey
             answer = {"question_id": str(i), "choices": [{"turns": [{"content": f"BASE-ANSWER-{i}"}]}]}
             ans.write(json.dumps(answer) + "\n")
     run_dir = tmp_path / "run"
-    ctx = EvalContext(
-        model=None, tokenizer=None, run_dir=run_dir, benchmarks={"arena_hard": {"source": str(data)}}
-    )
+    ctx = EvalContext(model=None, tokenizer=None, run_dir=run_dir, benchmarks={"arena_hard": {"source": str(data)}})
     ctx.items("arena_hard")
     ctx._generations["arena_hard"] = [f"MODEL-ANSWER-{i}" for i in SCRIPT]  # answers already generated
     scorer = PairwiseScorer(
@@ -139,11 +135,7 @@ def test_pairwise_win_rate_against_scripted_judge(judge_server, tmp_path, monkey
     assert scores["eval/pairwise/arena_hard_ties"] == 2
     assert scores["eval/pairwise/arena_hard_invalid"] == 1
     assert scores["eval/pairwise/arena_hard_n"] == 5
-    assert (
-        scores["eval/pairwise/arena_hard_ci_low"]
-        <= EXPECTED_WIN_RATE
-        <= scores["eval/pairwise/arena_hard_ci_high"]
-    )
+    assert scores["eval/pairwise/arena_hard_ci_low"] <= EXPECTED_WIN_RATE <= scores["eval/pairwise/arena_hard_ci_high"]
     assert len(seen) == 10 and {s["path"] for s in seen} == {"/v1/chat/completions"}
     assert {s["auth"] for s in seen} == {"Bearer sk-test-123"}
 

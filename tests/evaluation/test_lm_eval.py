@@ -71,9 +71,7 @@ def test_no_tasks_scores_nothing(tmp_path):
 @pytest.mark.slow
 def test_custom_task_matches_hand_computed_accuracy(eval_model_and_tokenizer, tiny_task, tmp_path):
     model, tokenizer = eval_model_and_tokenizer
-    scorer = LMEvalScorer(
-        tasks=["m2m_tiny_mc"], include_path=str(tiny_task), include_defaults=False, batch_size=4
-    )
+    scorer = LMEvalScorer(tasks=["m2m_tiny_mc"], include_path=str(tiny_task), include_defaults=False, batch_size=4)
     scores = scorer.score(EvalContext(model, tokenizer, tmp_path, {}))
     assert set(scores) >= {"eval/lm_eval/m2m_tiny_mc_acc"}
     assert scores["eval/lm_eval/m2m_tiny_mc_acc"] == pytest.approx(_our_accuracy(model, tokenizer))

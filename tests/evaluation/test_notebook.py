@@ -36,18 +36,10 @@ def test_notebook_reproduces_tables_and_plots(tmp_path):
     sweep = tmp_path / "sweep"
     write_synthetic_sweep(sweep, seeds=(0, 1), noise=0.5)
     out = tmp_path / "out"
-    nb = inject_parameters(
-        nbformat.read(NOTEBOOK, as_version=4), sweep_dir=str(sweep), out_dir=str(out), n_boot=200
-    )
-    NotebookClient(
-        nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
-    ).execute()
+    nb = inject_parameters(nbformat.read(NOTEBOOK, as_version=4), sweep_dir=str(sweep), out_dir=str(out), n_boot=200)
+    NotebookClient(nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     text = "\n".join(
-        o.get("text", "")
-        for c in nb.cells
-        if c.cell_type == "code"
-        for o in c.outputs
-        if o.output_type == "stream"
+        o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "stream"
     )
     assert "86 finished run(s), 2 incomplete" in text
     assert "R-Micro" in text and "mean_tokens" in text

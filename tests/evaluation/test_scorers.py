@@ -36,9 +36,7 @@ def test_ifbench_checkers_run_offline():
     assert check_item(registry, "p", rule, kwargs, "I have 1 cat.") == [False]
     assert check_item(registry, "p", rule, kwargs, "   ") == [False]
     # Sentence-based rules use the offline splitter (no NLTK download).
-    assert check_item(
-        registry, "p", ["sentence:keyword"], [{"word": "apple", "N": 2}], "One. An apple now."
-    ) == [True]
+    assert check_item(registry, "p", ["sentence:keyword"], [{"word": "apple", "N": 2}], "One. An apple now.") == [True]
 
 
 def test_configs_build_the_documented_scorers():
@@ -50,9 +48,9 @@ def test_configs_build_the_documented_scorers():
     ]
     paper = build_scorers(_eval_config("paper"))
     assert [s.name for s in paper] == ["reference_loss", "generation_stats", "pairwise", "lm_eval"]
-    assert build_scorers(_eval_config("offline", ["eval.ifbench.enabled=false", "eval.lm_eval=null"]))[
-        -1
-    ].name == ("generation_stats")
+    assert build_scorers(_eval_config("offline", ["eval.ifbench.enabled=false", "eval.lm_eval=null"]))[-1].name == (
+        "generation_stats"
+    )
     assert evaluate(_eval_config("none"), None, None, "unused") == ({}, {})
     with pytest.raises(ValueError, match="unknown keys"):
         build_scorers({"judge": {}})

