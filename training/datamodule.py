@@ -16,7 +16,7 @@ import numpy as np
 
 from diversity.cache import FeatureCache, atomic_write
 from diversity.pools import Pool, PoolError, load_pool
-from training.tokenization import PadCollator, encode_pair, render_segments
+from training.tokenization import PadCollator, encode_pair, pack, render_segments
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,7 @@ class SFTDataModule(L.LightningDataModule):
         heldout_size: pool items set aside for held-out loss, never selectable; fixed by `heldout_seed`.
         heldout_eval_size: how many of them are scored each validation (all when None).
         loss_on: "response" (default: labels only on response tokens) or "all".
+        packing: concatenate short training samples up to `max_length` (see `training.tokenization.pack`).
         match_length: the paper's length-control ablation, passed to the strategy (None = off).
         run_dir: where `subset.jsonl` and `selection.json` are written. cache_dir: feature/selection cache.
     """
@@ -61,6 +62,7 @@ class SFTDataModule(L.LightningDataModule):
         first_turn_only: bool = False,
         max_chars: int | None = None,
         split: str = "train",
+        packing: bool = False,
     ) -> None:
         super().__init__()
         self.pool_kwargs = {
@@ -81,6 +83,7 @@ class SFTDataModule(L.LightningDataModule):
             heldout_eval_size,
         )
         self.loss_on = loss_on
+        self.packing = packing
         self.match_length = dict(match_length) if match_length else None
         self.run_dir = Path(run_dir)
         self.cache = FeatureCache(cache_dir)
@@ -186,6 +189,8 @@ class SFTDataModule(L.LightningDataModule):
         if self.heldout_eval_size is not None:
             heldout = heldout[: self.heldout_eval_size]
         self.train_set_ = encode(self.subset_indices_)
+        if self.packing:
+            self.train_set_ = pack(self.train_set_, self.max_length)
         self.heldout_set_ = encode(heldout)
         self.collate_ = PadCollator(tokenizer.pad_token_id)
         lengths = [len(x["input_ids"]) for x in self.train_set_]

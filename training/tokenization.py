@@ -94,3 +94,25 @@ class PadCollator:
             labels[row, :n] = torch.tensor(x["labels"])
             mask[row, :n] = 1
         return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def pack(examples: list[dict[str, list[int]]], max_length: int) -> list[dict[str, list[int]]]:
+    """Concatenate consecutive examples into sequences of at most `max_length` tokens (greedy, in order).
+
+    Saves the padding of many short samples. Labels keep their per-example response mask; attention is not
+    reset at example boundaries (plain concatenation packing, as most SFT trainers do without varlen kernels),
+    so a packed sequence lets later examples attend to earlier ones. Deterministic: same input, same bins.
+    O(total tokens).
+    """
+    packed: list[dict[str, list[int]]] = []
+    ids: list[int] = []
+    labels: list[int] = []
+    for example in examples:
+        if ids and len(ids) + len(example["input_ids"]) > max_length:
+            packed.append({"input_ids": ids, "labels": labels})
+            ids, labels = [], []
+        ids = ids + example["input_ids"]
+        labels = labels + example["labels"]
+    if ids:
+        packed.append({"input_ids": ids, "labels": labels})
+    return packed

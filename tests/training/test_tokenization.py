@@ -28,3 +28,14 @@ def test_collator_pads_by_mask_not_by_id(tokenizer):
     assert (batch["labels"][0, n:] == IGNORE_INDEX).all()
     # pad id == eos id: the real closing eos of sample a keeps its label
     assert batch["labels"][0, n - 2] == tokenizer.eos_token_id or batch["labels"][0, n - 1] != IGNORE_INDEX
+
+
+def test_packing_keeps_every_token_and_label_in_order(tokenizer):
+    from training.tokenization import pack
+
+    examples = [encode_pair(tokenizer, f"question {i}", "answer " * (i + 1), 64) for i in range(6)]
+    packed = pack(examples, max_length=256)
+    assert len(packed) < len(examples)
+    assert all(len(p["input_ids"]) <= 256 for p in packed)
+    assert sum((p["input_ids"] for p in packed), []) == sum((e["input_ids"] for e in examples), [])
+    assert sum((p["labels"] for p in packed), []) == sum((e["labels"] for e in examples), [])
