@@ -36,7 +36,7 @@ import scipy.sparse as sp
 from diversity.cache import FeatureCache
 from diversity.extractors.micro import MicroExtractor
 from diversity.pools import Pool, load_pool
-from diversity.selector import DegreeSelector, DeitaSelector, KCenterSelector, RandomSelector
+from diversity.selectors import DegreeSelector, DeitaSelector, KCenterSelector, RandomSelector
 from diversity.strategy import Strategy
 from diversity.types import TypeAssignment
 

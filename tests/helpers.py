@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,3 +24,40 @@ def run_cli(*args: str, cwd: Path = ROOT, timeout: int = 900, env: dict | None =
         text=True,
         timeout=timeout,
     )
+
+
+@contextlib.contextmanager
+def chat_server(reply: Callable[[dict], str]) -> Iterator[tuple[str, list[dict]]]:
+    """A scripted OpenAI-compatible `POST /v1/chat/completions` server on 127.0.0.1.
+
+    `reply(body)` returns the assistant message for each request body; yields (base_url, seen requests), each
+    seen entry holding the path, the Authorization header and the JSON body.
+    """
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server API)
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen.append({"path": self.path, "auth": self.headers.get("Authorization", ""), "body": body})
+            payload = {"choices": [{"message": {"role": "assistant", "content": reply(body)}}]}
+            data = json.dumps(payload).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1", seen
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from diversity.selector import DegreeSelector, DeitaSelector, KCenterSelector, RandomSelector, prune
+from diversity.selectors import DegreeSelector, DeitaSelector, KCenterSelector, RandomSelector, prune
 from diversity.types import TypeAssignment
 
 LEVELS = [0, 1 / 6, 1 / 3, 1 / 2, 2 / 3, 5 / 6, 1]

@@ -13,7 +13,7 @@ from hydra.utils import instantiate
 from diversity.cache import FeatureCache, stable_hash
 from diversity.extractors.micro import MicroExtractor, count_tokens
 from diversity.pools import Pool
-from diversity.selector import DegreeSelector, RandomSelector
+from diversity.selectors import DegreeSelector, RandomSelector
 from diversity.strategy import Strategy
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
+from helpers import chat_server
 
 from diversity.taggers import JsonlTagger, KeywordTagger, LLMTagger, parse_tags
 
@@ -54,29 +53,8 @@ def endpoint():
             "I cannot answer that.",
         ]
     )
-    seen: list[dict] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 (http.server API)
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            seen.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
-            payload = {"choices": [{"message": {"role": "assistant", "content": next(replies)}}]}
-            data = json.dumps(payload).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/v1", seen
-    server.shutdown()
-    server.server_close()
+    with chat_server(lambda body: next(replies)) as (url, seen):
+        yield url, seen
 
 
 def test_llm_tagger_against_endpoint(endpoint, monkeypatch):

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from helpers import chat_server
 
 from evaluation.generate import load_jsonl
 from evaluation.judge import OpenAIJudge, load_template, outcome, parse_verdict, win_rate
@@ -46,30 +45,8 @@ def _reply(prompt: str) -> str:
 @pytest.fixture()
 def judge_server():
     """A tiny `POST /v1/chat/completions` server answering from SCRIPT; yields (base_url, seen headers)."""
-    seen: list[dict[str, str]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 - http.server API
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            seen.append({"path": self.path, "auth": self.headers.get("Authorization", ""), "model": body["model"]})
-            content = _reply(body["messages"][-1]["content"])
-            payload = {"choices": [{"message": {"role": "assistant", "content": content}}]}
-            data = json.dumps(payload).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1", seen
-    server.shutdown()
-    server.server_close()
+    with chat_server(lambda body: _reply(body["messages"][-1]["content"])) as (url, seen):
+        yield url, seen
 
 
 def test_parse_verdict_takes_the_last_mark():
