@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = ROOT / "notebooks" / "analysis.ipynb"
 
 
 def run_cli(*args: str, cwd: Path = ROOT, timeout: int = 900, env: dict | None = None):
@@ -61,3 +62,14 @@ def chat_server(reply: Callable[[dict], str]) -> Iterator[tuple[str, list[dict]]
     finally:
         server.shutdown()
         server.server_close()
+
+
+def inject_parameters(nb, **params):
+    """Insert an override cell after the `parameters` cell, as papermill does."""
+    import nbformat
+
+    index = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
+    source = "\n".join(f"{name} = {value!r}" for name, value in params.items())
+    cell = nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]})
+    nb.cells.insert(index + 1, cell)
+    return nb

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, run_cli
+from helpers import NOTEBOOK, ROOT, inject_parameters, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -111,3 +111,12 @@ def test_smoke_grid_sweep_then_analysis_produces_the_paper_tables(tmp_path, tiny
     assert "R-Micro" in slopes and "heldout/loss" in slopes
     assert (out / "metric_correlations.csv").exists()
     assert list(out.glob("*.png"))
+
+    # The notebook rebuilds the same tables from the same real sweep.
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb_out = tmp_path / "notebook_out"
+    nb = inject_parameters(nbformat.read(NOTEBOOK, as_version=4), sweep_dir=str(sweep), out_dir=str(nb_out), n_boot=200)
+    NotebookClient(nb, timeout=300, kernel_name="python3").execute()
+    assert (nb_out / "slopes.csv").read_text() == slopes

@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import nbformat
 import pytest
+from helpers import NOTEBOOK, inject_parameters
 from nbclient import NotebookClient
 
 from evaluation.analysis.synthetic import write_synthetic_sweep
-
-NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "analysis.ipynb"
-
-
-def inject_parameters(nb: nbformat.NotebookNode, **params) -> nbformat.NotebookNode:
-    """Insert an override cell after the `parameters` cell, as papermill does."""
-    index = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
-    source = "\n".join(f"{name} = {value!r}" for name, value in params.items())
-    cell = nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]})
-    nb.cells.insert(index + 1, cell)
-    return nb
 
 
 def test_notebook_has_a_parameters_cell():
