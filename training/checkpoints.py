@@ -49,15 +49,16 @@ def _find_gguf(name_or_path: str) -> Path | None:
 def resolve_model_path(name_or_path: str, cache_dir: str | Path | None = None) -> str:
     """Return something `AutoModelForCausalLM.from_pretrained` loads directly (folder or Hub id).
 
-    GGUF sources are converted once to `<cache>/models/<name>-<hash>/`; the conversion is written to a
-    temp folder and renamed, so an interrupted conversion is never mistaken for a finished one.
+    GGUF sources are converted once to `<cache>/models/<name>-<hash of file name and size>/` (so every
+    virtualenv with the same asset shares one copy); the conversion is written to a temp folder and renamed,
+    so an interrupted conversion is never mistaken for a finished one.
     """
     gguf = _find_gguf(name_or_path)
     if gguf is None:
         return name_or_path
     root = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
     stat = gguf.stat()
-    target = root / "models" / f"{gguf.stem}-{stable_hash([str(gguf.resolve()), stat.st_size])}"
+    target = root / "models" / f"{gguf.stem}-{stable_hash([gguf.name, stat.st_size])}"
     if (target / "DONE").exists():
         return str(target)
     _convert_gguf(gguf, target)
