@@ -72,7 +72,10 @@ def run_job(cfg: DictConfig, run_dir, resolved: dict, cfg_hash: str) -> float | 
         module = instantiate(cfg.model, _convert_="all")  # plain dicts: checkpoints load with weights_only
         trainer = instantiate(cfg.trainer, logger=logger or False, callbacks=[checkpointing(run_dir, cfg)])
         trainer.fit(module, datamodule=datamodule, ckpt_path=run_dir.last_checkpoint() if cfg.resume else None)
-        heldout = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
+        if module.validated_at_step_ == trainer.global_step:  # the loop already scored the final weights
+            heldout = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+        else:
+            heldout = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
         metrics = {"heldout/loss": heldout["val/loss"], "heldout/ppl": heldout["val/ppl"]}
         losses = module.train_losses_ or [math.nan]  # this process's steps (after a resume: the remaining ones)
         metrics.update(

@@ -47,6 +47,7 @@ class SFTModule(L.LightningModule):
         self._val_sum = 0.0
         self._val_tokens = 0
         self.train_losses_: list[float] = []
+        self.validated_at_step_: int | None = None
         self.save_hyperparameters(ignore=["optimizer"])
         # LoRA checkpoints hold only the trainable weights (MBs, not the frozen base model), so loading
         # them back must not demand every key.
@@ -120,6 +121,7 @@ class SFTModule(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         loss = self._val_sum / max(self._val_tokens, 1)
+        self.validated_at_step_ = self.global_step
         self.log("val/loss", loss, sync_dist=True)
         self.log("val/ppl", math.exp(min(loss, 50.0)), sync_dist=True)
 
