@@ -80,6 +80,9 @@ class SFTModule(L.LightningModule):
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         total = sum(p.numel() for p in model.parameters())
         log.info("model %s: %.1fM parameters, %.2fM trainable", self.name_or_path, total / 1e6, trainable / 1e6)
+        # from_pretrained returns eval mode, and Lightning keeps each submodule's mode: without this, dropout
+        # (LoRA's included) never applies and HF gradient checkpointing (train-mode layers only) does nothing.
+        model.train()
         self.model = model
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
