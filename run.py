@@ -72,28 +72,38 @@ def run_job(cfg: DictConfig, run_dir, resolved: dict, cfg_hash: str) -> float | 
         module = instantiate(cfg.model, _convert_="all")  # plain dicts: checkpoints load with weights_only
         trainer = instantiate(cfg.trainer, logger=logger or False, callbacks=[checkpointing(run_dir, cfg)])
         trainer.fit(module, datamodule=datamodule, ckpt_path=run_dir.last_checkpoint() if cfg.resume else None)
-        if module.validated_at_step_ == trainer.global_step:  # the loop already scored the final weights
-            heldout = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
-        else:
-            heldout = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
-        metrics = {"heldout/loss": heldout["val/loss"], "heldout/ppl": heldout["val/ppl"]}
-        losses = module.train_losses_ or [math.nan]  # this process's steps (after a resume: the remaining ones)
-        metrics.update(
-            {"train/loss_first": losses[0], "train/loss_last": losses[-1], "train/steps": trainer.global_step}
-        )
-        metrics["train/steps_this_run"] = len(module.train_losses_)
-        module.save_final(run_dir.path / "model")
-        scores, tables = evaluate(cfg.eval, module.model, load_tokenizer(cfg.model.name_or_path), run_dir.path)
-        metrics.update(scores)
-        metrics.update({"k": selection.k, "level": cfg.diversity.level, "n": cfg.diversity.n})
-        run_dir.write_json("metrics.json", metrics)
-        tracking.log_final(logger, metrics, tables)
-        run_dir.mark_done(cfg_hash)
+        metrics = training_metrics(trainer, module, datamodule)
+        if trainer.is_global_zero:  # other DDP ranks stop here; rank 0 saves, evaluates and reports
+            module.save_final(run_dir.path / "model")
+            scores, tables = evaluate(cfg.eval, module.model, load_tokenizer(cfg.model.name_or_path), run_dir.path)
+            metrics.update({**scores, "k": selection.k, "level": cfg.diversity.level, "n": cfg.diversity.n})
+            run_dir.write_json("metrics.json", metrics)
+            tracking.log_final(logger, metrics, tables)
+            run_dir.mark_done(cfg_hash)
         failed = False
     finally:
         tracking.finish(logger, failed=failed)
-    print_summary(run_dir.path, metrics)
+    if trainer.is_global_zero:
+        print_summary(run_dir.path, metrics)
     return metrics["heldout/loss"]
+
+
+def training_metrics(trainer, module, datamodule) -> dict:
+    """Held-out loss/perplexity of the final weights (reusing the loop's last validation when it scored them)
+    and the train losses of this process's steps (after a resume: the remaining ones)."""
+    if module.validated_at_step_ == trainer.global_step:
+        heldout = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+    else:
+        heldout = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
+    losses = module.train_losses_ or [math.nan]
+    return {
+        "heldout/loss": heldout["val/loss"],
+        "heldout/ppl": heldout["val/ppl"],
+        "train/loss_first": losses[0],
+        "train/loss_last": losses[-1],
+        "train/steps": trainer.global_step,
+        "train/steps_this_run": len(module.train_losses_),
+    }
 
 
 def checkpointing(run_dir, cfg: DictConfig):

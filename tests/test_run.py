@@ -93,3 +93,14 @@ def test_bad_input_fails_in_one_line_and_leaves_nothing(tmp_path, tiny_overrides
     assert "Traceback" not in result.stderr
     runs = tmp_path / "outputs" / "runs"
     assert not runs.exists() or not any(runs.iterdir())
+
+
+@pytest.mark.slow
+def test_two_process_ddp_run_reports_once(tmp_path, tiny_overrides):
+    """Lightning DDP over gloo on 2 CPU processes: rank 0 alone saves, evaluates, logs and marks the job done."""
+    result = run_cli("trainer=ddp_cpu", *tiny_overrides)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = only_run_dir(tmp_path / "outputs")
+    assert (run_dir / "DONE").exists() and (run_dir / "model").is_dir()
+    assert json.loads((run_dir / "metrics.json").read_text())["train/steps"] == 2
+    assert len(list((run_dir / "wandb").glob("offline-run-*/run-*.wandb"))) == 1

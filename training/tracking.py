@@ -26,7 +26,10 @@ def build_logger(logger_cfg: Any) -> Any:
 
 
 def is_wandb(logger: Any) -> bool:
-    return type(logger).__name__ == "WandbLogger"
+    """A real W&B logger on the process that owns the run (rank 0; other DDP ranks hold a dummy)."""
+    from lightning.pytorch.utilities import rank_zero_only
+
+    return type(logger).__name__ == "WandbLogger" and rank_zero_only.rank == 0
 
 
 def log_selection(logger: Any, run_dir: Path, selection_info: dict[str, Any], subset_metrics: dict[str, Any]) -> None:
