@@ -9,14 +9,18 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from diversity.metrics import compute_subset_metrics, write_subset_metrics
+import numpy as np
+
+from diversity.metrics import compute_subset_metrics, type_coverage, write_subset_metrics
 
 
 def describe_subset(datamodule: Any, metrics_cfg: Any, tokenizer: str) -> dict[str, float | int]:
     """Metrics of `datamodule`'s selected subset, written to `<run_dir>/subset_metrics.json`.
 
-    Coverage `subset/k/<strategy>` is the number of the strategy's own types the subset covers (when the
-    strategy has types; random has none).
+    Coverage `subset/k/<name>` is the number of types the subset covers: for the strategy's own types (when
+    it has any; random has none) and for every extra `metrics_cfg.coverage` entry (name -> {component,
+    extractor}), so every run of a sweep, random included, is described at the same granularities. Types
+    are computed on the candidate pool the selector saw and cached, so a strategy's own types are reused.
     """
     pool, indices = datamodule.pool_, datamodule.subset_indices_
     embed_fn = None
@@ -34,5 +38,13 @@ def describe_subset(datamodule: Any, metrics_cfg: Any, tokenizer: str) -> dict[s
     )
     if datamodule.selection_.k is not None:
         metrics[f"subset/k/{datamodule.strategy.name}"] = int(datamodule.selection_.k)
+    for name, spec in (metrics_cfg.get("coverage") or {}).items():
+        from hydra.utils import instantiate
+
+        from diversity.strategy import Strategy
+
+        counter = Strategy(name, component=spec["component"], extractor=instantiate(spec["extractor"]))
+        types = counter.types(datamodule.candidates_, datamodule.cache)
+        metrics[f"subset/k/{name}"] = type_coverage(types, np.asarray(datamodule.selection_.indices))
     write_subset_metrics(metrics, datamodule.run_dir)
     return metrics

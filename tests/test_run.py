@@ -58,6 +58,7 @@ def test_default_run_selects_trains_evaluates_and_logs(tmp_path):
     assert any(k.startswith("eval/reference_loss/") for k in metrics)
     subset_metrics = json.loads((run_dir / "subset_metrics.json").read_text())
     assert subset_metrics["subset/response/vendi"] >= 1.0
+    assert subset_metrics["subset/k/micro_response"] > 0  # every run is described at micro granularity too
 
     assert (run_dir / "checkpoints" / "last.ckpt").exists()
     assert (run_dir / "model" / "adapter_model.safetensors").exists()
@@ -72,8 +73,10 @@ def test_select_mode_writes_manifest_without_training(tmp_path, tiny_overrides):
     assert result.returncode == 0, result.stderr[-3000:]
     run_dir = only_run_dir(tmp_path / "outputs")
     assert len((run_dir / "subset.jsonl").read_text().splitlines()) == 24
-    assert json.loads((run_dir / "selection.json").read_text())["k"] > 0
-    assert (run_dir / "subset_metrics.json").exists()
+    k = json.loads((run_dir / "selection.json").read_text())["k"]
+    subset_metrics = json.loads((run_dir / "subset_metrics.json").read_text())
+    assert k > 0 and subset_metrics["subset/k/micro_response"] == k  # recorded k = the subset's real coverage
+    assert subset_metrics["subset/k/micro_instruction"] > 0
     assert not (run_dir / "metrics.json").exists() and not (run_dir / "checkpoints").exists()
 
 

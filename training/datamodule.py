@@ -88,6 +88,7 @@ class SFTDataModule(L.LightningDataModule):
         self.run_dir = Path(run_dir)
         self.cache = FeatureCache(cache_dir)
         self.pool_: Pool | None = None
+        self.candidates_: Pool | None = None
         self.selection_: Any = None
         self.subset_indices_: np.ndarray | None = None
         self.heldout_indices_: np.ndarray | None = None
@@ -128,6 +129,7 @@ class SFTDataModule(L.LightningDataModule):
             _save_selection,
             _load_selection,
         )
+        self.candidates_ = candidates
         self.subset_indices_ = selectable[np.asarray(selection.indices)]
         self.heldout_indices_ = heldout
         self.selection_ = selection
