@@ -53,8 +53,7 @@ def run_job(cfg: DictConfig, run_dir, resolved: dict, cfg_hash: str) -> float | 
 
     L.seed_everything(cfg.seed, workers=True)  # seed=0 is a seed too: never `if cfg.seed`
     check_model(cfg.model.name_or_path)
-    run_dir.write_json("config.json", resolved)
-    OmegaConf.save(cfg, run_dir.path / "config.yaml", resolve=True)
+    run_dir.write_text("config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
 
     strategy = instantiate(cfg.strategy)  # extractor + component + selector
     datamodule = instantiate(cfg.data, strategy=strategy)
@@ -65,16 +64,19 @@ def run_job(cfg: DictConfig, run_dir, resolved: dict, cfg_hash: str) -> float | 
         print_summary(run_dir.path, {"k": selection.k, "n": cfg.diversity.n, **subset_metrics})
         return None
 
-    logger = tracking.build_logger(cfg.get("logger"))
+    resume_from = run_dir.resumable_checkpoint(cfg_hash) if cfg.resume else None
+    logger = tracking.build_logger(cfg.get("logger"), run_id=run_dir.run_id(cfg_hash))  # a resumed job resumes its run
     failed = True
     try:
+        tracking.log_config(logger, resolved)
         tracking.log_selection(logger, run_dir.path, selection_info, subset_metrics)
         module = instantiate(cfg.model, _convert_="all")  # plain dicts: checkpoints load with weights_only
         trainer = instantiate(cfg.trainer, logger=logger or False, callbacks=[checkpointing(run_dir, cfg)])
-        trainer.fit(module, datamodule=datamodule, ckpt_path=run_dir.last_checkpoint() if cfg.resume else None)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
         metrics = training_metrics(trainer, module, datamodule)
         if trainer.is_global_zero:  # other DDP ranks stop here; rank 0 saves, evaluates and reports
             module.save_final(run_dir.path / "model")
+            module.model.to(trainer.strategy.root_device)  # Lightning moves the model to CPU after fit
             scores, tables = evaluate(cfg.eval, module.model, load_tokenizer(cfg.model.name_or_path), run_dir.path)
             metrics.update({**scores, "k": selection.k, "level": cfg.diversity.level, "n": cfg.diversity.n})
             run_dir.write_json("metrics.json", metrics)
@@ -102,7 +104,7 @@ def training_metrics(trainer, module, datamodule) -> dict:
         "train/loss_first": losses[0],
         "train/loss_last": losses[-1],
         "train/steps": trainer.global_step,
-        "train/steps_this_run": len(module.train_losses_),
+        "train/steps_this_run": trainer.global_step - module.start_step_,
     }
 
 
@@ -121,8 +123,13 @@ def analyze(cfg: DictConfig) -> None:
         sys.exit("error: mode=analyze needs sweep_dir=<folder of a sweep>")
     if not Path(cfg.sweep_dir).is_dir():
         sys.exit(f"error: sweep_dir not found: {cfg.sweep_dir}")
-    wandb_cfg = cfg.logger if cfg.get("logger") and "Wandb" in str(cfg.logger.get("_target_")) else None
-    analyze_sweep(cfg.sweep_dir, wandb_cfg=OmegaConf.to_container(wandb_cfg, resolve=True) if wandb_cfg else None)
+    wandb_cfg = None
+    if cfg.get("logger") and "Wandb" in str(cfg.logger.get("_target_")):
+        wandb_cfg = {**OmegaConf.to_container(cfg.logger, resolve=True), "group": Path(cfg.sweep_dir).name}
+    try:
+        analyze_sweep(cfg.sweep_dir, wandb_cfg=wandb_cfg)
+    except ValueError as err:  # e.g. no finished run yet
+        sys.exit(f"error: {err}")
     return None
 
 

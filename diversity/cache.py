@@ -50,6 +50,31 @@ def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO]:
         raise
 
 
+@contextlib.contextmanager
+def atomic_dir(final: str | Path, replace: bool = False) -> Iterator[Path]:
+    """Yield a temp folder beside `final`, filled by the block, then renamed to `final` in one step.
+
+    If `final` appeared meanwhile (a concurrent job of the sweep finished the same entry), theirs is kept
+    unless `replace`, in which case the old folder is swapped out and removed. On error nothing is left.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}."))
+    try:
+        yield tmp
+        if replace and final.exists():
+            old = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.old."))
+            os.replace(final, old / final.name)
+            _rmtree(old)
+        try:
+            os.replace(tmp, final)
+        except OSError:  # final exists and is not empty: another job finished first, keep theirs
+            _rmtree(tmp)
+    except BaseException:
+        _rmtree(tmp)
+        raise
+
+
 class FeatureCache:
     """A directory of entries `<namespace>/<key>/`, each complete once its `DONE` marker exists."""
 
@@ -79,19 +104,10 @@ class FeatureCache:
         if (final / "DONE").exists():
             return load(final)
         value = compute()
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}."))
-        try:
+        with atomic_dir(final) as tmp:
             save(value, tmp)
             (tmp / "key.json").write_text(json.dumps(key_obj, sort_keys=True, default=str, indent=1))
             (tmp / "DONE").write_text("ok\n")
-            try:
-                os.replace(tmp, final)
-            except OSError:  # another job finished the same entry first: keep theirs
-                _rmtree(tmp)
-        except BaseException:
-            _rmtree(tmp)
-            raise
         return value
 
 

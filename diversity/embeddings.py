@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from diversity.cache import DEFAULT_CACHE_DIR, FeatureCache, stable_hash
+from diversity.cache import DEFAULT_CACHE_DIR, FeatureCache, atomic_dir, stable_hash
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +74,6 @@ def _distilled_model2vec(base: str, pca_dims: int = 256) -> Path:
     The distilled folder is written to a temp directory and renamed, so an interrupted distillation is
     never mistaken for a finished one.
     """
-    import os
-    import shutil
-    import tempfile
-
     source = resolve_embedder_path(base)
     target = DEFAULT_CACHE_DIR / "models" / f"model2vec-{stable_hash([base, source, pca_dims])}"
     if (target / "DONE").exists():
@@ -85,18 +81,9 @@ def _distilled_model2vec(base: str, pca_dims: int = 256) -> Path:
     from model2vec.distill import distill
 
     log.info("distilling a model2vec static embedder from %s into %s (one-off)", source, target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
-    try:
+    with atomic_dir(target) as tmp:
         distill(model_name=source, pca_dims=pca_dims, device="cpu").save_pretrained(str(tmp))
         (tmp / "DONE").write_text(f"{base}\n")
-        try:
-            os.replace(tmp, target)
-        except OSError:  # another process finished first: keep theirs
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return target
 
 

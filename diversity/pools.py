@@ -175,7 +175,7 @@ def _records(source: str, split: str) -> Iterator[tuple[int, Any]]:
             data = data[split]
         yield from enumerate(data)
         return
-    if source.count("/") == 1 and not source.startswith((".", "/", "~")) and not path.suffix:
+    if source.count("/") == 1 and not source.startswith((".", "/", "~")):
         import datasets
 
         yield from enumerate(datasets.load_dataset(source, split=split))

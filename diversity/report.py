@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from diversity.metrics import compute_subset_metrics, type_coverage, write_subset_metrics
+from diversity.metrics import compute_subset_metrics, write_subset_metrics
 
 
 def describe_subset(datamodule: Any, metrics_cfg: Any, tokenizer: str) -> dict[str, float | int]:
@@ -28,6 +28,15 @@ def describe_subset(datamodule: Any, metrics_cfg: Any, tokenizer: str) -> dict[s
         from diversity.embeddings import embed
 
         embed_fn = partial(embed, model=metrics_cfg.get("embedder"), cache=datamodule.cache)
+    selected = np.asarray(datamodule.selection_.indices)  # indices into the candidate pool
+    coverage = {}
+    for name, spec in (metrics_cfg.get("coverage") or {}).items():
+        from hydra.utils import instantiate
+
+        from diversity.strategy import Strategy
+
+        counter = Strategy(name, component=spec["component"], extractor=instantiate(spec["extractor"]))
+        coverage[name] = (counter.types(datamodule.candidates_, datamodule.cache), selected)
     metrics = compute_subset_metrics(
         [pool.instructions[i] for i in indices],
         [pool.responses[i] for i in indices],
@@ -35,16 +44,9 @@ def describe_subset(datamodule: Any, metrics_cfg: Any, tokenizer: str) -> dict[s
         embed_fn=embed_fn,
         seed=datamodule.seed,
         self_bleu_samples=int(metrics_cfg.get("self_bleu_samples", 100)),
+        type_assignments=coverage,
     )
     if datamodule.selection_.k is not None:
-        metrics[f"subset/k/{datamodule.strategy.name}"] = int(datamodule.selection_.k)
-    for name, spec in (metrics_cfg.get("coverage") or {}).items():
-        from hydra.utils import instantiate
-
-        from diversity.strategy import Strategy
-
-        counter = Strategy(name, component=spec["component"], extractor=instantiate(spec["extractor"]))
-        types = counter.types(datamodule.candidates_, datamodule.cache)
-        metrics[f"subset/k/{name}"] = type_coverage(types, np.asarray(datamodule.selection_.indices))
+        metrics.setdefault(f"subset/k/{datamodule.strategy.name}", int(datamodule.selection_.k))
     write_subset_metrics(metrics, datamodule.run_dir)
     return metrics

@@ -17,12 +17,13 @@ import scipy.sparse as sp
 
 from diversity.cache import FeatureCache
 from diversity.extractors.micro import WHITESPACE, count_tokens
+from diversity.pools import COMPONENTS
 from diversity.selectors import RandomSelector, Selection
 from diversity.types import TypeAssignment
 
 log = logging.getLogger(__name__)
 
-COMPONENTS = ("instruction", "response")
+
 PREVIEW = 20
 
 
@@ -160,12 +161,15 @@ class Strategy:
     ) -> dict[str, Any]:
         """Strategy-level facts about the subset: who chose it, what it covers, how long its texts are."""
         info: dict[str, Any] = {"strategy": self.name, "component": self.component}
-        info.setdefault("candidate_pool_size", len(pool) if candidates is None else len(candidates))
+        # The selector's own facts (its level-dependent candidate pool P_k, its type preview) win.
+        if "candidate_pool_size" not in selection.info:
+            info["candidate_pool_size"] = len(pool) if candidates is None else len(candidates)
         if types.n_types:
             local = selection.indices if candidates is None else np.searchsorted(candidates, selection.indices)
             covered = types.types_of(local)
             info["types_covered"] = int(covered.size)
-            info.setdefault("types_preview", [types.type_names[t] for t in covered[:PREVIEW]])
+            if "types_preview" not in selection.info:
+                info["types_preview"] = [types.type_names[t] for t in covered[:PREVIEW]]
         tokenizer = self._length_tokenizer()
         if tokenizer is not None:
             info["length_tokenizer"] = tokenizer

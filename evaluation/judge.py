@@ -88,15 +88,20 @@ class OpenAIJudge:
         except urllib.error.HTTPError as err:
             detail = err.read().decode(errors="replace")[:300]
             raise RuntimeError(f"judge endpoint {self._url()} returned HTTP {err.code}: {detail}") from err
+        except (urllib.error.URLError, TimeoutError) as err:
+            raise RuntimeError(f"endpoint {self._url()} unreachable: {getattr(err, 'reason', err)}") from err
         try:
             return payload["choices"][0]["message"]["content"] or ""
         except (KeyError, IndexError, TypeError) as err:
             raise RuntimeError(f"judge endpoint {self._url()}: unexpected response {str(payload)[:300]}") from err
 
-    def complete(self, prompts: Sequence[str]) -> list[str]:
-        """Answers in prompt order (requests run concurrently)."""
+    def complete(self, prompts: Sequence[str], progress: bool = False, desc: str = "requests") -> list[str]:
+        """Answers in prompt order (requests run concurrently). A failed request raises: a half-empty
+        result must never be mistaken for (and cached as) a real one."""
+        from tqdm.auto import tqdm
+
         with ThreadPoolExecutor(max_workers=max(1, self.max_workers)) as pool:
-            return list(pool.map(self._ask, prompts))
+            return list(tqdm(pool.map(self._ask, prompts), total=len(prompts), desc=desc, disable=not progress))
 
 
 @dataclass

@@ -98,7 +98,7 @@ def test_experiments_and_debug_compose(compose_cfg, name):
     override = f"debug={name[6:]}" if name.startswith("debug:") else f"experiment={name}"
     cfg = compose_cfg(override, hydra_cfg=True)
     instantiate(cfg.strategy)
-    if name in ("paper_grid", "smoke_grid"):
+    if name in ("paper_grid", "paper_random", "smoke_grid"):
         assert "strategy" in cfg.hydra.sweeper.params
 
 

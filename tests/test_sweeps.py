@@ -59,7 +59,6 @@ def test_killed_job_resumes_from_its_checkpoint_with_the_same_subset(tmp_path, t
         "-m",
         "strategy=micro_response",
         *tiny_overrides,
-        "logger=none",
         "trainer.max_steps=300",
         "trainer.val_check_interval=300",
         "checkpoint_every_n_steps=1",
@@ -88,6 +87,8 @@ def test_killed_job_resumes_from_its_checkpoint_with_the_same_subset(tmp_path, t
     assert metrics["train/steps"] == 300
     assert 0 < metrics["train/steps_this_run"] < 300  # resumed, not restarted
     assert (job / "subset.jsonl").read_text() == subset_before
+    run_ids = {p.name.rsplit("-", 1)[-1] for p in (job / "wandb").glob("offline-run-*")}
+    assert len(run_ids) == 1  # the resumed job continued its W&B run instead of opening a second one
 
 
 def test_submitit_local_runs_a_two_job_sweep(tmp_path, tiny_overrides):

@@ -14,7 +14,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from diversity.cache import DEFAULT_CACHE_DIR, atomic_write, stable_hash
+from diversity.cache import DEFAULT_CACHE_DIR, atomic_dir, stable_hash
 
 log = logging.getLogger(__name__)
 
@@ -66,16 +66,11 @@ def resolve_model_path(name_or_path: str, cache_dir: str | Path | None = None) -
 
 
 def _convert_gguf(gguf: Path, target: Path) -> None:
-    import shutil
-    import tempfile
-
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     log.info("converting %s to a plain checkpoint in %s (one-off, ~30 s on 2 cores)", gguf.name, target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
-    try:
+    with atomic_dir(target) as tmp:  # a concurrent job that finished first keeps its copy
         tokenizer = _plain_tokenizer(AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name))
         model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
         # The weights are already dequantized to fp32; forget the GGUF "quantizer" so the copy is a plain model.
@@ -84,15 +79,7 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
             del model.config.quantization_config
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        with atomic_write(tmp / "DONE") as fh:
-            fh.write(f"converted from {gguf}\n")
-        if target.exists():  # a concurrent job won the race; keep its copy
-            shutil.rmtree(tmp)
-        else:
-            os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        (tmp / "DONE").write_text(f"converted from {gguf}\n")
 
 
 def _plain_tokenizer(gguf_tokenizer):

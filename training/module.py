@@ -47,6 +47,7 @@ class SFTModule(L.LightningModule):
         self._val_sum = 0.0
         self._val_tokens = 0
         self.train_losses_: list[float] = []
+        self.start_step_ = 0
         self.validated_at_step_: int | None = None
         self.save_hyperparameters(ignore=["optimizer"])
         # LoRA checkpoints hold only the trainable weights (MBs, not the frozen base model), so loading
@@ -84,6 +85,9 @@ class SFTModule(L.LightningModule):
         # (LoRA's included) never applies and HF gradient checkpointing (train-mode layers only) does nothing.
         model.train()
         self.model = model
+
+    def on_train_start(self) -> None:
+        self.start_step_ = self.global_step  # > 0 after resuming from a checkpoint
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.lora.get("enabled"):
@@ -139,16 +143,10 @@ class SFTModule(L.LightningModule):
 
     def save_final(self, directory: str | Path) -> Path:
         """Write the adapter (LoRA) or the full weights, plus the tokenizer, with `save_pretrained`."""
-        import shutil
-        import tempfile
-
+        from diversity.cache import atomic_dir
         from training.checkpoints import load_tokenizer
 
-        directory = Path(directory)
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
-        self.model.save_pretrained(tmp)
-        load_tokenizer(self.name_or_path).save_pretrained(tmp)
-        shutil.rmtree(directory, ignore_errors=True)
-        tmp.rename(directory)
-        return directory
+        with atomic_dir(directory, replace=True) as tmp:
+            self.model.save_pretrained(tmp)
+            load_tokenizer(self.name_or_path).save_pretrained(tmp)
+        return Path(directory)

@@ -51,7 +51,7 @@ def encode_pair(
     """Token ids and labels of one pair, at most `max_length` tokens.
 
     Truncation keeps the template intact: the instruction is capped at half the budget, then the response
-    is cut to what remains (a cut response loses its closing EOS; that is logged by the datamodule).
+    is cut to what remains (a cut response loses its closing EOS).
     """
     if loss_on not in ("response", "all"):
         raise ValueError(f"loss_on must be 'response' or 'all', got {loss_on!r}")
@@ -111,8 +111,8 @@ def pack(examples: list[dict[str, list[int]]], max_length: int) -> list[dict[str
         if ids and len(ids) + len(example["input_ids"]) > max_length:
             packed.append({"input_ids": ids, "labels": labels})
             ids, labels = [], []
-        ids = ids + example["input_ids"]
-        labels = labels + example["labels"]
+        ids.extend(example["input_ids"])
+        labels.extend(example["labels"])
     if ids:
         packed.append({"input_ids": ids, "labels": labels})
     return packed

@@ -12,17 +12,29 @@ from pathlib import Path
 from typing import Any
 
 
-def build_logger(logger_cfg: Any) -> Any:
-    """Instantiate the configured Lightning logger; None when `logger=none` (an empty group)."""
+def build_logger(logger_cfg: Any, run_id: str | None = None) -> Any:
+    """Instantiate the configured Lightning logger; None when `logger=none` (an empty group).
+
+    `run_id` names the W&B run (resume="allow"), so a job restarted from its checkpoint continues the same
+    run instead of opening a second one.
+    """
     if not logger_cfg or "_target_" not in logger_cfg:
         return None
     from hydra.utils import instantiate
 
-    if "WandbLogger" in str(logger_cfg["_target_"]):
-        os.environ.setdefault("WANDB_MODE", "offline")
-        os.environ.setdefault("WANDB_SILENT", "true")
-        Path(logger_cfg["save_dir"]).mkdir(parents=True, exist_ok=True)
-    return instantiate(logger_cfg)
+    if "WandbLogger" not in str(logger_cfg["_target_"]):
+        return instantiate(logger_cfg)
+    os.environ.setdefault("WANDB_MODE", "offline")
+    os.environ.setdefault("WANDB_SILENT", "true")
+    Path(logger_cfg["save_dir"]).mkdir(parents=True, exist_ok=True)
+    extra = {"id": run_id, "resume": "allow"} if run_id else {}
+    return instantiate(logger_cfg, **extra)
+
+
+def log_config(logger: Any, resolved: dict[str, Any]) -> None:
+    """The whole resolved config (strategy, diversity, model, data, trainer, eval) as run config."""
+    if logger is not None:
+        logger.log_hyperparams({k: v for k, v in resolved.items() if k not in ("hydra", "paths")})
 
 
 def is_wandb(logger: Any) -> bool:

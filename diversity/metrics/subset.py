@@ -22,12 +22,12 @@ from diversity.cache import atomic_write
 from diversity.metrics.lexical import compression_ratio, distinct_n, mean_tokens, token_entropy
 from diversity.metrics.self_bleu import self_bleu
 from diversity.metrics.semantic import embedding_distance, vendi_score
+from diversity.pools import COMPONENTS
 from diversity.types import TypeAssignment
 
 log = logging.getLogger(__name__)
 
 WHITESPACE = "whitespace"
-COMPONENTS = ("instruction", "response")
 
 
 def tokenize(texts: Sequence[str], tokenizer: Any, batch_size: int = 1024, progress: bool = False) -> list[np.ndarray]:

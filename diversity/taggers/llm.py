@@ -16,9 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import urllib.request
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -137,31 +135,20 @@ class LLMTagger:
         return [p or [] for p in parsed]
 
     def _ask_endpoint(self, prompts: list[str]) -> list[str]:
-        from tqdm.auto import tqdm
+        """Through the project's one OpenAI-compatible client; the key is sent only when its variable is set
+        (local servers need none). A failed request raises, so no tag result is cached from a broken run."""
+        from evaluation.judge import OpenAIJudge
 
-        url = self.base_url.rstrip("/") + "/chat/completions"
-        headers = {"Content-Type": "application/json"}
-        if os.environ.get(self.api_key_env):
-            headers["Authorization"] = f"Bearer {os.environ[self.api_key_env]}"
-
-        def ask(prompt: str) -> str:
-            body = {
-                "model": self.model,
-                "messages": [{"role": "user", "content": prompt}],
-                "temperature": 0.0,
-                "max_tokens": self.max_new_tokens,
-            }
-            request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    payload = json.loads(response.read().decode("utf-8"))
-                return str(payload["choices"][0]["message"]["content"] or "")
-            except (OSError, ValueError, KeyError, IndexError, TypeError) as err:
-                log.warning("LLMTagger: request to %s failed: %s", url, err)
-                return ""
-
-        with ThreadPoolExecutor(max_workers=max(1, self.concurrency)) as pool:
-            return list(tqdm(pool.map(ask, prompts), total=len(prompts), desc="llm tags", disable=not self.progress))
+        client = OpenAIJudge(
+            base_url=self.base_url,
+            model=self.model,
+            api_key_env=self.api_key_env if os.environ.get(self.api_key_env or "") else None,
+            temperature=0.0,
+            max_tokens=self.max_new_tokens,
+            timeout=self.timeout,
+            max_workers=self.concurrency,
+        )
+        return client.complete(prompts, progress=self.progress, desc="llm tags")
 
     def _generate_local(self, prompts: list[str]) -> list[str]:
         import torch

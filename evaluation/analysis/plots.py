@@ -13,13 +13,13 @@ from typing import Any
 import numpy as np
 
 from diversity.cache import atomic_write
+from diversity.pools import COMPONENTS
 from evaluation.analysis.collect import GRANULARITIES
 from evaluation.analysis.stats import bayes_linreg
 
 __all__ = ["correlation_heatmap", "save_figure", "score_vs_degree"]
 
 COLORS = {"macro": "tab:blue", "meso": "tab:orange", "micro": "tab:green"}
-COMPONENTS = ("instruction", "response")
 
 
 def _pyplot():

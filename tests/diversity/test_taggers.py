@@ -71,9 +71,11 @@ def test_llm_tagger_against_endpoint(endpoint, monkeypatch):
     assert "secret" not in json.dumps(tagger.cache_key())
 
 
-def test_llm_tagger_unreachable_endpoint_counts_failures():
+def test_llm_tagger_unreachable_endpoint_fails_loudly():
+    """A failed request must not become "no tags" (that result would be cached as real)."""
     tagger = LLMTagger(base_url="http://127.0.0.1:9/v1", timeout=2, progress=False)
-    assert tagger.tag(["x"]) == [[]] and tagger.parse_failures_ == 1
+    with pytest.raises(RuntimeError, match=r"http://127.0.0.1:9/v1/chat/completions unreachable"):
+        tagger.tag(["x"])
 
 
 def test_prompt_template_needs_placeholder(tmp_path):
