@@ -50,21 +50,13 @@ def tokenize(texts: Sequence[str], tokenizer: Any, batch_size: int = 1024, progr
         from training.checkpoints import load_tokenizer
 
         tokenizer = load_tokenizer(tokenizer)
-    from rich.progress import track
+    from diversity.extractors.micro import iter_token_ids  # the same text-as-data tokenization micro types use
 
-    batches = range(0, len(texts), batch_size)
-    if progress:
-        batches = track(batches, description=f"tokenising {len(texts)} texts", transient=True)
-    out: list[np.ndarray] = []
-    for start in batches:
-        enc = tokenizer(
-            list(texts[start : start + batch_size]),
-            add_special_tokens=False,
-            split_special_tokens=True,
-            return_attention_mask=False,
-        )
-        out.extend(np.asarray(ids, dtype=np.int64) for ids in enc["input_ids"])
-    return out
+    return [
+        np.asarray(ids, dtype=np.int64)
+        for batch in iter_token_ids(list(texts), tokenizer, batch_size, progress)
+        for ids in batch
+    ]
 
 
 def type_coverage(types: TypeAssignment, indices: np.ndarray) -> int:

@@ -151,38 +151,21 @@ class LLMTagger:
         return client.complete(prompts, progress=self.progress, desc="llm tags")
 
     def _generate_local(self, prompts: list[str]) -> list[str]:
+        """Greedy, batched answers of a local causal LM through the project's one generation loop."""
         import torch
-        from tqdm.auto import tqdm
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM
 
-        from training.checkpoints import resolve_model_path
+        from evaluation.generate import generate
+        from training.checkpoints import load_tokenizer, resolve_model_path
 
-        path = resolve_model_path(self.model)
-        tokenizer = AutoTokenizer.from_pretrained(path, padding_side="left")
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        model = AutoModelForCausalLM.from_pretrained(path).to(device).eval()
-        chats = [
-            tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
-            for p in prompts
-        ]
-        replies: list[str] = []
-        starts = range(0, len(chats), self.batch_size)
-        for start in tqdm(starts, desc="llm tags", disable=not self.progress, unit="batch"):
-            batch = tokenizer(
-                chats[start : start + self.batch_size],
-                return_tensors="pt",
-                padding=True,
-                add_special_tokens=False,
-            ).to(device)
-            with torch.no_grad():
-                out = model.generate(
-                    **batch,
-                    max_new_tokens=self.max_new_tokens,
-                    do_sample=False,
-                    pad_token_id=tokenizer.pad_token_id,
-                )
-            new = out[:, batch["input_ids"].shape[1] :]
-            replies.extend(tokenizer.batch_decode(new, skip_special_tokens=True))
-        return replies
+        model = AutoModelForCausalLM.from_pretrained(resolve_model_path(self.model)).to(device)
+        return generate(
+            model,
+            load_tokenizer(self.model),
+            prompts,
+            max_new_tokens=self.max_new_tokens,
+            batch_size=self.batch_size,
+            progress=self.progress,
+            description="llm tags",
+        )

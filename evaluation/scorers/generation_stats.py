@@ -22,14 +22,18 @@ _WORD = re.compile(r"\w+|[^\w\s]")
 
 
 def distinct_n(texts: Sequence[str], n: int) -> float:
-    """Distinct n-grams / total n-grams over all texts (O(total words)); 0 when there are none."""
-    total, seen = 0, set()
-    for text in texts:
-        words = _WORD.findall(text.lower())
-        grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
-        total += len(grams)
-        seen.update(grams)
-    return len(seen) / total if total else 0.0
+    """Distinct-n of generations: `diversity.metrics.distinct_n` over lowercase words and punctuation marks
+    (independent of the model tokenizer, so models compare); 0 when no text has n words."""
+    from diversity.metrics import distinct_n as distinct_n_of_tokens
+
+    vocab: dict[str, int] = {}
+    seqs = [
+        np.array([vocab.setdefault(w, len(vocab)) for w in _WORD.findall(t.lower())], dtype=np.int64) for t in texts
+    ]
+    try:
+        return distinct_n_of_tokens(seqs, n)
+    except ValueError:  # no n-gram at all
+        return 0.0
 
 
 class GenerationStatsScorer:
