@@ -11,12 +11,22 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "analysis.ipynb"
 
 
+def cli_env() -> dict[str, str]:
+    """The environment of a CLI run started by a test, as a user's shell would give it.
+
+    WANDB_SERVICE is dropped: a W&B service started inside the pytest process (by an in-process test) would
+    otherwise be shared by every CLI run, and a killed run's stream would stay registered there, so its
+    resumed job would find its run id "in use".
+    """
+    return {**{k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}, "HYDRA_FULL_ERROR": "0"}
+
+
 def run_cli(*args: str, cwd: Path = ROOT, timeout: int = 900, env: dict | None = None):
     """Run `python run.py ...` as a user would; returns the CompletedProcess (output captured)."""
     import subprocess
     import sys
 
-    full_env = {**os.environ, "HYDRA_FULL_ERROR": "0", **(env or {})}
+    full_env = {**cli_env(), **(env or {})}
     return subprocess.run(
         [sys.executable, str(ROOT / "run.py"), *args],
         cwd=cwd,

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import NOTEBOOK, ROOT, inject_parameters, run_cli
+from helpers import NOTEBOOK, ROOT, cli_env, inject_parameters, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -67,6 +67,7 @@ def test_killed_job_resumes_from_its_checkpoint_with_the_same_subset(tmp_path, t
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "run.py"), *args],
         cwd=ROOT,
+        env=cli_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,

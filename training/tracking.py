@@ -32,27 +32,9 @@ def build_logger(logger_cfg: Any, run_id: str | None = None) -> Any:
 
 
 def log_config(logger: Any, resolved: dict[str, Any]) -> None:
-    """Start the run and log the whole resolved config (strategy, diversity, model, data, trainer, eval)."""
-    if logger is None:
-        return
-    if is_wandb(logger):
-        _start_wandb(logger)
-    logger.log_hyperparams({k: v for k, v in resolved.items() if k not in ("hydra", "paths")})
-
-
-def _start_wandb(logger: Any, attempts: int = 6) -> None:
-    """Open the job's W&B run. A job resumed right after its previous process was killed can find the run
-    id still held by that process's dying W&B service for a few seconds: wait and retry instead of failing."""
-    import time
-
-    for attempt in range(attempts):
-        try:
-            logger.experiment  # noqa: B018 (property access starts the run)
-            return
-        except Exception as err:  # wandb raises its own error types; only "in use" is worth waiting for
-            if "in use" not in str(err) or attempt == attempts - 1:
-                raise
-            time.sleep(2.0 * (attempt + 1))
+    """The whole resolved config (strategy, diversity, model, data, trainer, eval) as run config."""
+    if logger is not None:
+        logger.log_hyperparams({k: v for k, v in resolved.items() if k not in ("hydra", "paths")})
 
 
 def is_wandb(logger: Any) -> bool:
