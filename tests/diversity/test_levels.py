@@ -43,6 +43,7 @@ def build(name: str):
     GlobalHydra.instance().clear()
     if name.startswith("macro"):
         cfg.strategy.extractor.max_seq_length = 64
+        cfg.strategy.extractor.min_cluster_size = 5  # a 500-sample pool: topics of 5+ (the default 10 fits large pools)
         cfg.strategy.extractor.progress = False
     return instantiate(cfg.strategy)
 
