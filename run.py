@@ -17,6 +17,12 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger("macro2micro")
+# Run folders are named by what the job is; an analysis is not a training job of the default strategy.
+OmegaConf.register_new_resolver(
+    "job_name",
+    lambda mode, strategy, n, level, seed: "analyze" if mode == "analyze" else f"{strategy}_n{n}_l{level}_s{seed}",
+    replace=True,
+)
 BAD_INPUT = (FileNotFoundError, ValueError, KeyError)  # PoolError and ModelNotFoundError are ValueErrors
 
 

@@ -108,6 +108,7 @@ def test_smoke_grid_sweep_then_analysis_produces_the_paper_tables(tmp_path, tiny
     assert len(job_dirs(sweep)) == 4
     analysis = run_cli("mode=analyze", f"sweep_dir={sweep}", "logger=none", f"paths.root={tmp_path / 'outputs'}")
     assert analysis.returncode == 0, analysis.stderr[-3000:]
+    assert [p.name.rsplit("_", 1)[-1] for p in (tmp_path / "outputs" / "runs").iterdir()] == ["analyze"]
     out = sweep / "analysis"
     slopes = (out / "slopes.csv").read_text()
     assert "R-Micro" in slopes and "heldout/loss" in slopes

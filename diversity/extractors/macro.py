@@ -26,6 +26,7 @@ NOISE_MODES = ("nearest", "own_type")
 
 DEFAULT_MIN_CLUSTER_SIZE = 10  # BERTopic's; see MacroExtractor's min_cluster_size
 
+
 class MacroExtractor:
     """Cluster sample embeddings into topics; each sample gets exactly one topic.
 
