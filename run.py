@@ -23,7 +23,7 @@ OmegaConf.register_new_resolver(
     lambda mode, strategy, n, level, seed: "analyze" if mode == "analyze" else f"{strategy}_n{n}_l{level}_s{seed}",
     replace=True,
 )
-BAD_INPUT = (FileNotFoundError, ValueError, KeyError)  # PoolError and ModelNotFoundError are ValueErrors
+BAD_INPUT = (FileNotFoundError, ValueError)  # PoolError, ModelNotFoundError and infeasible n are ValueErrors
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
