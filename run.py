@@ -52,10 +52,10 @@ def run_job(cfg: DictConfig, run_dir, resolved: dict, cfg_hash: str) -> float | 
     import lightning as L
     from hydra.utils import instantiate
 
+    from core.assets import check_model, load_tokenizer
     from diversity.report import describe_subset
     from evaluation.runner import evaluate
     from training import tracking
-    from training.checkpoints import check_model, load_tokenizer
 
     L.seed_everything(cfg.seed, workers=True)  # seed=0 is a seed too: never `if cfg.seed`
     check_model(cfg.model.name_or_path)

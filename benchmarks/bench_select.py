@@ -33,7 +33,7 @@ import tracemalloc
 import numpy as np
 import scipy.sparse as sp
 
-from diversity.cache import FeatureCache
+from core.cache import FeatureCache
 from diversity.extractors.micro import MicroExtractor
 from diversity.pools import Pool, load_pool
 from diversity.selectors import DegreeSelector, DeitaSelector, KCenterSelector, RandomSelector

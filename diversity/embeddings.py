@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from diversity.cache import DEFAULT_CACHE_DIR, FeatureCache, atomic_dir, stable_hash
+from core.cache import DEFAULT_CACHE_DIR, FeatureCache, atomic_dir, stable_hash
 
 log = logging.getLogger(__name__)
 

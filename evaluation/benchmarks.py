@@ -52,7 +52,7 @@ class BenchmarkItem:
 
 def package_data_dir(benchmark: str) -> Path:
     """Data folder of the asset package holding `benchmark`, found without importing the package."""
-    from training.checkpoints import package_dir
+    from core.assets import package_dir
 
     package, sub = PACKAGE_SOURCES[benchmark]
     return package_dir(package) / sub

@@ -13,13 +13,8 @@ The prompt is a file (`prompts/judge_pairwise.txt` by default) with `{instructio
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -38,78 +33,11 @@ class Judge(Protocol):
 
 
 @dataclass
-class OpenAIJudge:
-    """A judge behind an OpenAI-compatible `POST <base_url>/chat/completions` endpoint.
-
-    Attributes:
-        base_url: e.g. `http://127.0.0.1:8000/v1` (a full `.../chat/completions` URL also works).
-        model: Model name sent in the request.
-        api_key_env: Name of the environment variable holding the API key; None sends no key (local servers).
-        temperature: 0 for reproducible verdicts.
-        max_tokens: Room for the reasoning before the verdict line.
-        timeout: Seconds per request.
-        max_workers: Concurrent requests (hosted APIs are latency-bound).
-    """
-
-    base_url: str
-    model: str
-    api_key_env: str | None = None
-    temperature: float = 0.0
-    max_tokens: int = 1024
-    timeout: float = 120.0
-    max_workers: int = 4
-
-    def _url(self) -> str:
-        url = self.base_url.rstrip("/")
-        return url if url.endswith("/chat/completions") else f"{url}/chat/completions"
-
-    def _headers(self) -> dict[str, str]:
-        headers = {"Content-Type": "application/json"}
-        if self.api_key_env:
-            key = os.environ.get(self.api_key_env)
-            if not key:
-                raise RuntimeError(f"judge API key: environment variable '{self.api_key_env}' is not set")
-            headers["Authorization"] = f"Bearer {key}"
-        return headers
-
-    def _ask(self, prompt: str) -> str:
-        body = {
-            "model": self.model,
-            "messages": [{"role": "user", "content": prompt}],
-            "temperature": self.temperature,
-            "max_tokens": self.max_tokens,
-        }
-        request = urllib.request.Request(
-            self._url(), data=json.dumps(body).encode(), headers=self._headers(), method="POST"
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                payload = json.loads(response.read())
-        except urllib.error.HTTPError as err:
-            detail = err.read().decode(errors="replace")[:300]
-            raise RuntimeError(f"judge endpoint {self._url()} returned HTTP {err.code}: {detail}") from err
-        except (urllib.error.URLError, TimeoutError) as err:
-            raise RuntimeError(f"endpoint {self._url()} unreachable: {getattr(err, 'reason', err)}") from err
-        try:
-            return payload["choices"][0]["message"]["content"] or ""
-        except (KeyError, IndexError, TypeError) as err:
-            raise RuntimeError(f"judge endpoint {self._url()}: unexpected response {str(payload)[:300]}") from err
-
-    def complete(self, prompts: Sequence[str], progress: bool = False, desc: str = "requests") -> list[str]:
-        """Answers in prompt order (requests run concurrently). A failed request raises: a half-empty
-        result must never be mistaken for (and cached as) a real one."""
-        from tqdm.auto import tqdm
-
-        with ThreadPoolExecutor(max_workers=max(1, self.max_workers)) as pool:
-            return list(tqdm(pool.map(self._ask, prompts), total=len(prompts), desc=desc, disable=not progress))
-
-
-@dataclass
 class HFJudge:
     """A local Hugging Face chat model as judge (greedy, so verdicts are reproducible).
 
     Attributes:
-        name_or_path: Anything `training.checkpoints.resolve_model_path` accepts.
+        name_or_path: Anything `core.assets.resolve_model_path` accepts.
         max_new_tokens: Room for the reasoning before the verdict line.
         batch_size: Judge prompts per generate call.
         device: Torch device; None picks CUDA when available.
@@ -124,8 +52,8 @@ class HFJudge:
         import torch
         from transformers import AutoModelForCausalLM
 
-        from evaluation.generate import generate
-        from training.checkpoints import load_tokenizer, resolve_model_path
+        from core.assets import load_tokenizer, resolve_model_path
+        from core.generate import generate
 
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
         model = AutoModelForCausalLM.from_pretrained(resolve_model_path(self.name_or_path)).to(device)

@@ -8,7 +8,7 @@
   `followed`), ready for `wandb.Table(dataframe=pandas.DataFrame(rows))`.
 
 Config (`conf/eval/*.yaml`): `enabled`, `seed`, `progress`, `benchmarks` (`name -> load_benchmark kwargs`;
-a null benchmark is dropped), `generation` (`evaluation.generate.generate` kwargs), and one key per scorer
+a null benchmark is dropped), `generation` (`core.generate.generate` kwargs), and one key per scorer
 in `SCORERS` holding its `_target_` and parameters; a scorer is off when its key is null or has
 `enabled: false`.
 """

@@ -76,7 +76,7 @@ def tiny_pool_file(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tokenizer():
     """The real offline SmolLM2 tokenizer (converted from GGUF once per cache)."""
-    from training.checkpoints import load_tokenizer
+    from core.assets import load_tokenizer
 
     return load_tokenizer(DEFAULT_MODEL)
 

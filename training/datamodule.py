@@ -14,9 +14,10 @@ from typing import Any
 import lightning as L
 import numpy as np
 
-from diversity.cache import FeatureCache, atomic_write
+from core.cache import FeatureCache, atomic_write
+from core.prompting import render_segments
 from diversity.pools import Pool, PoolError, load_pool
-from training.tokenization import PadCollator, encode_pair, pack, render_segments
+from training.tokenization import PadCollator, encode_pair, pack
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +168,7 @@ class SFTDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if getattr(self, "train_set_", None) is not None:
             return
-        from training.checkpoints import load_tokenizer
+        from core.assets import load_tokenizer
 
         self.prepare_subset()
         tokenizer = load_tokenizer(self.tokenizer_name)

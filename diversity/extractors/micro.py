@@ -31,7 +31,7 @@ def load_text_tokenizer(name: str):
     """
     if name == WHITESPACE:
         return None
-    from training.checkpoints import load_tokenizer
+    from core.assets import load_tokenizer
 
     tokenizer = load_tokenizer(name)
     ids = tokenizer(_PROBE, add_special_tokens=False, split_special_tokens=True)["input_ids"]
@@ -80,7 +80,7 @@ class MicroExtractor:
     """Each sample's distinct token types whose corpus frequency lies in a middle band.
 
     Args:
-        tokenizer: model name or path given to `training.checkpoints.load_tokenizer` (the fine-tuned
+        tokenizer: model name or path given to `core.assets.load_tokenizer` (the fine-tuned
             model's own tokenizer), or "whitespace" to split on whitespace (the paper's ablation).
         min_count: lower bound on a token type's corpus frequency, **inclusive**. Corpus frequency is
             the total number of occurrences of the type in all texts of the pool (not the number of

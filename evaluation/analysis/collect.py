@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from diversity.cache import atomic_write
+from core.cache import atomic_write
 
 __all__ = [
     "GRANULARITIES",

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from diversity.cache import atomic_write
+from core.cache import atomic_write
 from diversity.pools import COMPONENTS
 from evaluation.analysis.collect import GRANULARITIES
 from evaluation.analysis.stats import bayes_linreg

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from diversity.cache import stable_hash
+from core.cache import stable_hash
 
 __all__ = ["PAPER_LEVELS", "TRUE_SLOPES", "write_run_dir", "write_synthetic_sweep"]
 

@@ -32,7 +32,7 @@ class EvalContext:
         tokenizer: Its tokenizer.
         run_dir: The Hydra job's output folder; generations go to `run_dir/generations/<benchmark>.jsonl`.
         benchmarks: `name -> load_benchmark kwargs` (`source`, `limit`, `files`, `require_reference`).
-        generation: Keyword arguments of `evaluation.generate.generate`.
+        generation: Keyword arguments of `core.generate.generate`.
         seed: Seed of prompt subsamples and sampling.
         progress: Show progress bars.
     """
@@ -65,7 +65,7 @@ class EvalContext:
     def generations(self, name: str) -> list[str]:
         """The model's answers to benchmark `name`, generated once and saved as JSONL."""
         if name not in self._generations:
-            from evaluation.generate import generate, save_jsonl
+            from core.generate import generate, save_jsonl
 
             items = self.items(name)
             answers = generate(

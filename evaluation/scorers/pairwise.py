@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from evaluation.generate import save_jsonl
-from evaluation.judge import HFJudge, OpenAIJudge, item_scores, judge_pairs, load_template, win_rate
+from core.chat import ChatClient
+from core.generate import save_jsonl
+from evaluation.judge import HFJudge, item_scores, judge_pairs, load_template, win_rate
 from evaluation.scorers.base import EvalContext
 
 
@@ -23,7 +24,7 @@ def build_judge(spec: dict[str, Any] | Any) -> Any:
     spec = dict(spec)
     backend = spec.pop("backend", "openai")
     if backend == "openai":
-        return OpenAIJudge(**spec)
+        return ChatClient(**spec)
     if backend == "hf":
         return HFJudge(**spec)
     raise ValueError(f"unknown judge backend '{backend}'; use 'openai' or 'hf'")

@@ -53,7 +53,7 @@ class ReferenceLossScorer:
 
 def _encode(tokenizer: Any, prompt: str, reference: str, max_length: int) -> tuple[list[int], int]:
     """Token ids of prompt + answer and the index where the answer starts."""
-    from evaluation.generate import chat_prompt
+    from core.generate import chat_prompt
 
     prompt_ids = tokenizer(chat_prompt(tokenizer, prompt), add_special_tokens=False)["input_ids"]
     answer_ids = tokenizer(reference + (tokenizer.eos_token or ""), add_special_tokens=False)["input_ids"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from diversity.cache import FeatureCache
+from core.cache import FeatureCache
 from diversity.embeddings import embed, resolve_embedder_path, texts_hash
 
 SENTENCES = [

@@ -13,7 +13,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 from scipy.stats import spearmanr
 
-from diversity.cache import FeatureCache
+from core.cache import FeatureCache
 from diversity.embeddings import embed
 from diversity.metrics import embedding_distance, token_entropy, tokenize, type_coverage
 from diversity.pools import load_pool

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from diversity.cache import FeatureCache
+from core.cache import FeatureCache
 from diversity.extractors.meso import MesoExtractor, normalise_tag
 from diversity.taggers import JsonlTagger, KeywordTagger
 

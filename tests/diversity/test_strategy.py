@@ -10,7 +10,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from diversity.cache import FeatureCache, stable_hash
+from core.cache import FeatureCache, stable_hash
 from diversity.extractors.micro import MicroExtractor, count_tokens
 from diversity.pools import Pool
 from diversity.selectors import DegreeSelector, RandomSelector

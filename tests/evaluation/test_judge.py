@@ -8,8 +8,9 @@ import re
 import pytest
 from helpers import chat_server
 
-from evaluation.generate import load_jsonl
-from evaluation.judge import OpenAIJudge, load_template, outcome, parse_verdict, win_rate
+from core.chat import ChatClient
+from core.generate import load_jsonl
+from evaluation.judge import load_template, outcome, parse_verdict, win_rate
 from evaluation.scorers.base import EvalContext
 from evaluation.scorers.pairwise import PairwiseScorer
 
@@ -76,7 +77,7 @@ def test_template_needs_its_placeholders(tmp_path):
 
 def test_missing_api_key_variable_is_named(monkeypatch):
     monkeypatch.delenv("M2M_TEST_JUDGE_KEY", raising=False)
-    judge = OpenAIJudge(base_url="http://127.0.0.1:9/v1", model="m", api_key_env="M2M_TEST_JUDGE_KEY")
+    judge = ChatClient(base_url="http://127.0.0.1:9/v1", model="m", api_key_env="M2M_TEST_JUDGE_KEY")
     with pytest.raises(RuntimeError, match="M2M_TEST_JUDGE_KEY"):
         judge.complete(["hi"])
 

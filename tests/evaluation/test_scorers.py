@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from evaluation.generate import generate, load_jsonl
+from core.generate import generate, load_jsonl
 from evaluation.runner import build_scorers, evaluate
 from evaluation.scorers.generation_stats import distinct_n
 from evaluation.scorers.ifbench import check_item, load_registry

@@ -1,4 +1,5 @@
-from training.tokenization import IGNORE_INDEX, PadCollator, encode_pair, prompt_text
+from core.prompting import prompt_text
+from training.tokenization import IGNORE_INDEX, PadCollator, encode_pair
 
 
 def test_labels_cover_exactly_the_response_and_closing_eos(tokenizer):

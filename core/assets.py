@@ -14,7 +14,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from diversity.cache import DEFAULT_CACHE_DIR, atomic_dir, stable_hash
+from core.cache import DEFAULT_CACHE_DIR, atomic_dir, stable_hash
 
 log = logging.getLogger(__name__)
 

@@ -13,13 +13,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from diversity.cache import atomic_write
+from core.cache import atomic_write
 
 
 def chat_prompt(tokenizer: Any, prompt: str) -> str:
     """The prompt exactly as fine-tuning formatted instructions (chat template, or the plain template for
     models without one), ending where the answer starts."""
-    from training.tokenization import prompt_text
+    from core.prompting import prompt_text
 
     return prompt_text(tokenizer, prompt)
 
