@@ -28,18 +28,21 @@ BAD_INPUT = (FileNotFoundError, ValueError)  # PoolError, ModelNotFoundError and
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
+    quiet_startup(cfg)
     if cfg.mode not in ("train", "select", "analyze"):
         sys.exit(f"error: mode must be train, select or analyze, got '{cfg.mode}'")
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    refuse_secrets(cfg, resolved)  # before anything is logged, tracked or trained
     if cfg.mode == "analyze":
         return analyze(cfg)
-    from training.rundir import RunDir, config_hash
+    from training.rundir import RunDir, config_hash, pool_fingerprint, run_hash
 
     run_dir = RunDir(cfg.paths.output_dir)
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    cfg_hash = config_hash(resolved)
+    # The job's identity: its config and its pool's content (a pool file edited in place makes DONE stale).
+    cfg_hash = run_hash(config_hash(resolved), pool_fingerprint(str(resolved["data"]["source"])))
     if cfg.resume and cfg.mode == "train" and run_dir.is_done(cfg_hash):
         metrics = run_dir.read_json("metrics.json")
-        log.info("already done (DONE matches this config): %s", run_dir.path)
+        log.info("already done (DONE matches this config and pool): %s", run_dir.path)
         return metrics.get("heldout/loss")
     try:
         return run_job(cfg, run_dir, resolved, cfg_hash)
@@ -48,26 +51,69 @@ def main(cfg: DictConfig) -> float | None:
         sys.exit(f"error: {err}" + ("" if removed else f" (kept {run_dir.path} for resuming)"))
 
 
+def quiet_startup(cfg: DictConfig) -> None:
+    """Silence library chatter that is not about the run (core/quiet.py) and set the progress-line cadence."""
+    from core.progress import set_progress_every
+    from core.quiet import quiet_libraries
+
+    quiet_libraries()
+    set_progress_every(cfg.get("progress_every_s", 30))
+
+
+def refuse_secrets(cfg: DictConfig, resolved: dict) -> None:
+    """Exit, naming the fields but never the values, if the config holds a credential.
+
+    Hydra has already written the overrides into `.hydra/` (and `multirun.yaml`): those files are redacted, and
+    the run folder is removed unless it holds earlier work.
+    """
+    from core.secrets import find_secrets, scrub_file, secret_values
+
+    fields = find_secrets(resolved)
+    if not fields:
+        return
+    from hydra.core.hydra_config import HydraConfig
+
+    from training.rundir import RunDir
+
+    secrets = secret_values(resolved, fields)
+    run_dir = RunDir(cfg.paths.output_dir)
+    hydra_files = list((run_dir.path / ".hydra").glob("*.yaml"))
+    hydra_files += [Path(HydraConfig.get().sweep.dir) / "multirun.yaml", *run_dir.path.glob("*.log")]
+    for path in hydra_files:
+        scrub_file(path, secrets)
+    if cfg.mode != "analyze":
+        run_dir.discard_if_empty_handed()
+    sys.exit(
+        f"error: the config holds a credential in {', '.join(fields)} (value not shown). Keys must not be put in "
+        "configs, which are saved with the run and sent to W&B: export the key in an environment variable and "
+        "give its name instead, e.g. eval.pairwise.judge.api_key_env=OPENAI_API_KEY"
+    )
+
+
 def run_job(cfg: DictConfig, run_dir, resolved: dict, cfg_hash: str) -> float | None:
     import lightning as L
     from hydra.utils import instantiate
 
-    from core.assets import check_model, load_tokenizer
+    from core.assets import load_tokenizer
+    from core.config_checks import validate_config
     from diversity.report import describe_subset
     from evaluation.runner import evaluate
     from training import tracking
 
+    validate_config(resolved)  # every problem at once, before the pool is loaded or anything is computed
     L.seed_everything(cfg.seed, workers=True)  # seed=0 is a seed too: never `if cfg.seed`
-    check_model(cfg.model.name_or_path)
     run_dir.write_text("config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
 
     strategy = instantiate(cfg.strategy)  # extractor + component + selector
-    datamodule = instantiate(cfg.data, strategy=strategy)
+    if cfg.data.get("n", cfg.diversity.n) != cfg.diversity.n:  # one subset-size knob: the run folder is named by it
+        raise ValueError(f"data.n={cfg.data.n} differs from diversity.n={cfg.diversity.n}: set only diversity.n")
+    datamodule = instantiate(cfg.data, strategy=strategy, exclude_prompts=decontamination_prompts(cfg))
     selection = datamodule.prepare_subset()  # pool -> held-out split -> types (cached) -> subset -> manifest
     subset_metrics = describe_subset(datamodule, cfg.diversity.metrics, cfg.model.name_or_path)
+    datamodule.truncation_report()  # what max_length cuts, into selection.json (in mode=select too)
     selection_info = run_dir.read_json("selection.json")
     if cfg.mode == "select":
-        print_summary(run_dir.path, {"k": selection.k, "n": cfg.diversity.n, **subset_metrics})
+        print_summary(run_dir.path, {"n": cfg.diversity.n, **subset_metrics}, selection_info)
         return None
 
     resume_from = run_dir.resumable_checkpoint(cfg_hash) if cfg.resume else None
@@ -77,7 +123,8 @@ def run_job(cfg: DictConfig, run_dir, resolved: dict, cfg_hash: str) -> float | 
         tracking.log_config(logger, resolved)
         tracking.log_selection(logger, run_dir.path, selection_info, subset_metrics)
         module = instantiate(cfg.model, _convert_="all")  # plain dicts: checkpoints load with weights_only
-        trainer = instantiate(cfg.trainer, logger=logger or False, callbacks=[checkpointing(run_dir, cfg)])
+        callbacks = [checkpointing(run_dir, cfg), progress_log(cfg)]
+        trainer = instantiate(cfg.trainer, logger=logger or False, callbacks=callbacks)
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
         metrics = training_metrics(trainer, module, datamodule)
         if trainer.is_global_zero:  # other DDP ranks stop here; rank 0 saves, evaluates and reports
@@ -86,24 +133,33 @@ def run_job(cfg: DictConfig, run_dir, resolved: dict, cfg_hash: str) -> float | 
             scores, tables = evaluate(cfg.eval, module.model, load_tokenizer(cfg.model.name_or_path), run_dir.path)
             metrics.update({**scores, "k": selection.k, "level": cfg.diversity.level, "n": cfg.diversity.n})
             run_dir.write_json("metrics.json", metrics)
-            tracking.log_final(logger, metrics, tables)
+            tracking.log_final(logger, metrics, tables, run_dir.path)  # scores once, in the summary
             run_dir.mark_done(cfg_hash)
         failed = False
     finally:
         tracking.finish(logger, failed=failed)
     if trainer.is_global_zero:
-        print_summary(run_dir.path, metrics)
+        print_summary(run_dir.path, metrics, run_dir.read_json("selection.json"))
     return metrics["heldout/loss"]
 
 
+def decontamination_prompts(cfg: DictConfig) -> dict[str, list[str]]:
+    """Prompts of the eval config's benchmarks, which the pool must not contain (none when decontamination is off)."""
+    from evaluation.benchmarks import configured_prompts
+
+    return configured_prompts(cfg.get("eval")) if cfg.data.get("decontaminate", {}).get("enabled") else {}
+
+
 def training_metrics(trainer, module, datamodule) -> dict:
-    """Held-out loss/perplexity of the final weights (reusing the loop's last validation when it scored them)
-    and the train losses of this process's steps (after a resume: the remaining ones)."""
+    """Held-out loss/perplexity of the final weights (reusing the loop's last validation when it scored them),
+    the first and last train loss of the whole run (a resumed job restores the history from its checkpoint)
+    and the steps this process trained (0 when it resumed a finished checkpoint)."""
     if module.validated_at_step_ == trainer.global_step:
         heldout = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
     else:
         heldout = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
     losses = module.train_losses_ or [math.nan]
+    cut = datamodule.truncation_report()  # responses trained without their end
     return {
         "heldout/loss": heldout["val/loss"],
         "heldout/ppl": heldout["val/ppl"],
@@ -111,6 +167,9 @@ def training_metrics(trainer, module, datamodule) -> dict:
         "train/loss_last": losses[-1],
         "train/steps": trainer.global_step,
         "train/steps_this_run": trainer.global_step - module.start_step_,
+        "data/cut_share": cut["share_cut"],
+        "data/n_cut": cut["n_cut"],
+        "data/tokens_dropped": cut["tokens_dropped"],
     }
 
 
@@ -120,6 +179,13 @@ def checkpointing(run_dir, cfg: DictConfig):
 
     every = cfg.checkpoint_every_n_steps
     return ModelCheckpoint(dirpath=run_dir.checkpoint_dir, save_last=True, save_top_k=0, every_n_train_steps=every)
+
+
+def progress_log(cfg: DictConfig):
+    """Plain progress lines (step, loss, tokens/s, ETA) for run.log, where the live bar shows nothing."""
+    from training.progress import ProgressLog
+
+    return ProgressLog(every_s=cfg.get("progress_every_s"))
 
 
 def analyze(cfg: DictConfig) -> None:
@@ -139,16 +205,27 @@ def analyze(cfg: DictConfig) -> None:
     return None
 
 
-def print_summary(path: Path, metrics: dict) -> None:
+def print_summary(path: Path, metrics: dict, selection: dict | None = None) -> None:
+    """Headline numbers, the selection's k (achieved / target, k_min..k_max) and pool accounting, then one
+    warning line (console and run.log) for each thing that makes the run differ from what was asked."""
     from rich.console import Console
     from rich.table import Table
 
+    from diversity.report import selection_facts, selection_warnings
+
+    selection = selection or {}
     table = Table(title=path.name)
     table.add_column("metric")
     table.add_column("value", justify="right")
+    for key, value in selection_facts(selection).items():
+        table.add_row(key, value)
     for key, value in metrics.items():
+        if key == "k" and "k" in selection:
+            continue  # shown with its target above
         table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
-    Console().print(table)
+    Console(width=None if sys.stdout.isatty() else 120).print(table)
+    for warning in selection_warnings(selection):
+        log.warning(warning)
     print(f"outputs: {path}")
 
 

@@ -113,7 +113,7 @@ def main() -> None:
     print(f"pool: {len(pool)} samples ({pool.stats}) built in {time.perf_counter() - t0:.1f} s")
     cache = FeatureCache(args.cache_dir)
 
-    micro = MicroExtractor(tokenizer=args.tokenizer)
+    micro = MicroExtractor(tokenizer=args.tokenizer, band="absolute")
     strategies = {
         "random": (Strategy("random", selector=RandomSelector()), None),
         "micro_response": (Strategy("micro_response", "response", micro, DegreeSelector()), None),
@@ -148,8 +148,10 @@ def main() -> None:
             sel = selector.select(types, args.n, level, args.seed)
             seconds = time.perf_counter() - t0
             line = (
-                f"  level {level:.2f}: {seconds:6.2f} s  k={sel.k} (k_min={sel.k_min}, k_max={sel.k_max}) "
-                f"candidates={sel.info.get('candidate_pool_size')}  peak RSS {peak_rss_mb():.0f} MB"
+                f"  level {level:.2f}: {seconds:6.2f} s  k={sel.k} k_target={sel.k_target} "
+                f"(k_min={sel.k_min}, k_max={sel.k_max}, pool types={sel.info.get('k_pool')}) "
+                f"candidates={sel.info.get('candidate_pool_size')} runs={sel.info.get('search_probes')}  "
+                f"peak RSS {peak_rss_mb():.0f} MB"
             )
             if args.tracemalloc:
                 tracemalloc.start()

@@ -1,9 +1,11 @@
-"""Content-addressed, atomic on-disk cache for features (embeddings, types, token counts, subsets).
+"""Content-addressed, atomic, verified on-disk cache for features (embeddings, types, token counts, subsets).
 
 Keys are hashes of (pool content hash, extractor config, ...), so a second selection on the same pool
 recomputes nothing, and every job of a sweep shares one cache. Files are numpy/JSON/safetensors, never pickle.
-Writes go to a temp file in the same directory and are renamed into place, so a killed job never leaves a
-half-written entry that a later job would trust.
+Writes go to a temp file or folder beside their target and are renamed into place, so a killed job never leaves
+a half-written entry. Each entry ends with a `MANIFEST.json` (size and sha256 of every file), checked on every
+load: a truncated or edited entry is discarded with a warning and recomputed, never trusted. Temp folders of
+killed writers are removed by the next writer of the same namespace.
 """
 
 from __future__ import annotations
@@ -11,15 +13,22 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
+import socket
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 DEFAULT_CACHE_DIR = Path(os.environ.get("MACRO2MICRO_CACHE", Path.home() / ".cache" / "macro2micro"))
+MANIFEST = "MANIFEST.json"
+STALE_TEMP_SECONDS = 3600  # a temp folder of another machine's writer this old is a leftover (writes take seconds)
+_HOST = socket.gethostname().replace("~", "-")
 
 
 def stable_hash(obj: Any, length: int = 16) -> str:
@@ -32,13 +41,43 @@ def text_hash(text: str, length: int = 16) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:length]
 
 
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's content, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where /proc allows (os.umask alone must set it to read it)."""
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _temp_prefix(name: str) -> str:
+    """`.<name>.tmp~<host>~<pid>~`: whoever finds the temp later can tell whether its writer is still alive."""
+    return f".{name}.tmp~{_HOST}~{os.getpid()}~"
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO]:
-    """Open a temp file beside `path`; rename it over `path` only if the block finishes without error."""
+    """Open a temp file beside `path`; rename it over `path` only if the block finishes without error.
+
+    The file gets the permissions of a plain `open` under the user's umask (mkstemp alone would give 0600,
+    unreadable to a group sharing the results).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_temp_prefix(path.name), suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
             yield fh
             fh.flush()
@@ -59,11 +98,12 @@ def atomic_dir(final: str | Path, replace: bool = False) -> Iterator[Path]:
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}."))
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=_temp_prefix(final.name)))
     try:
+        tmp.chmod(0o777 & ~_umask())
         yield tmp
         if replace and final.exists():
-            old = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.old."))
+            old = Path(tempfile.mkdtemp(dir=final.parent, prefix=_temp_prefix(final.name)))
             os.replace(final, old / final.name)
             _rmtree(old)
         try:
@@ -73,6 +113,72 @@ def atomic_dir(final: str | Path, replace: bool = False) -> Iterator[Path]:
     except BaseException:
         _rmtree(tmp)
         raise
+
+
+def _writer_alive(name: str) -> bool | None:
+    """For a temp name made by `_temp_prefix`: whether its writer runs (None: unknown, another host or format)."""
+    parts = name.split("~")
+    if len(parts) < 4 or parts[-3] != _HOST or not parts[-2].isdigit():
+        return None
+    try:
+        os.kill(int(parts[-2]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    return True
+
+
+def clean_stale_temps(folder: str | Path, max_age: float = STALE_TEMP_SECONDS) -> list[Path]:
+    """Remove temp files/folders left in `folder` by killed writers; returns what was removed.
+
+    Only dot-names are temps (entries are hashes). A temp of a dead process on this host goes at once; one
+    of another host (or of an older version, without a pid) once it is older than `max_age` seconds.
+    """
+    removed = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return removed
+    now = time.time()
+    for path in folder.iterdir():
+        if not path.name.startswith("."):
+            continue
+        alive = _writer_alive(path.name)
+        with contextlib.suppress(FileNotFoundError):
+            if alive is False or (alive is None and now - path.lstat().st_mtime > max_age):
+                _rmtree(path) if path.is_dir() else path.unlink()
+                removed.append(path)
+    if removed:
+        log.info("cache: removed %d temp leftover(s) of killed writers in %s", len(removed), folder)
+    return removed
+
+
+def write_manifest(directory: Path) -> None:
+    """Record size and sha256 of every file in `directory` (written last, before `DONE`)."""
+    files = {
+        p.relative_to(directory).as_posix(): {"size": p.stat().st_size, "sha256": file_sha256(p)}
+        for p in sorted(directory.rglob("*"))
+        if p.is_file() and p.name not in (MANIFEST, "DONE")
+    }
+    with atomic_write(directory / MANIFEST) as fh:
+        json.dump({"files": files}, fh, indent=1, sort_keys=True)
+
+
+def verify_manifest(directory: Path) -> str | None:
+    """What is wrong with a cache entry (missing, truncated or changed file), or None if it is intact."""
+    try:
+        files = json.loads((directory / MANIFEST).read_text())["files"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        return f"unreadable {MANIFEST} ({type(err).__name__})"
+    for name, want in files.items():
+        path = directory / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if path.stat().st_size != want["size"]:
+            return f"{name} has {path.stat().st_size} bytes, {want['size']} were written"
+        if file_sha256(path) != want["sha256"]:
+            return f"{name} was changed after it was written (sha256 differs)"
+    return None
 
 
 class FeatureCache:
@@ -95,20 +201,53 @@ class FeatureCache:
     ) -> T:
         """Return the cached value for `key_obj`, computing and storing it on a miss.
 
-        The entry directory is filled in a temp directory and renamed into place, so concurrent jobs of a
-        sweep either see a complete entry or none.
+        A hit is checked against its manifest and must load; otherwise it is discarded (with a warning naming
+        the entry and what is wrong) and recomputed. The entry is filled in a temp directory and renamed into
+        place, so concurrent jobs of a sweep either see a complete entry or none.
         """
         if not self.enabled:
             return compute()
         final = self.entry(namespace, key_obj)
         if (final / "DONE").exists():
-            return load(final)
+            value = self._load_verified(final, load)
+            if value is not None:
+                return value[0]
+        clean_stale_temps(final.parent)
         value = compute()
         with atomic_dir(final) as tmp:
             save(value, tmp)
             (tmp / "key.json").write_text(json.dumps(key_obj, sort_keys=True, default=str, indent=1))
+            write_manifest(tmp)
             (tmp / "DONE").write_text("ok\n")
         return value
+
+    def _load_verified(self, final: Path, load: Callable[[Path], T]) -> tuple[T] | None:
+        """(value,) of an intact entry; None after discarding a corrupt one."""
+        legacy = not (final / MANIFEST).exists()  # written before entries had manifests: trusted if it loads
+        problem = None if legacy else verify_manifest(final)
+        if problem is None:
+            try:
+                value = load(final)
+            except Exception as err:  # any way a damaged file fails to parse: BadZipFile, JSONDecodeError, ...
+                problem = f"does not load ({type(err).__name__}: {str(err)[:200]})"
+            else:
+                if legacy:
+                    with contextlib.suppress(OSError):
+                        write_manifest(final)
+                return (value,)
+        log.warning("cache entry %s is corrupt (%s): discarding it and recomputing", final, problem)
+        discard(final)
+        return None
+
+
+def discard(entry: Path) -> None:
+    """Remove a cache entry: renamed aside first, so no reader sees it half-deleted."""
+    aside = entry.parent / f"{_temp_prefix(entry.name)}discard"
+    try:
+        os.replace(entry, aside)
+    except OSError:  # already gone: a concurrent job discarded it first
+        return
+    _rmtree(aside)
 
 
 def _rmtree(path: Path) -> None:

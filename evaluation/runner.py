@@ -3,9 +3,10 @@
 `evaluate(cfg_eval, model, tokenizer, run_dir)` returns `(scores, tables)`:
 
 - `scores`: flat `{"eval/<scorer>/<metric>": float}` (the lead writes them to `metrics.json` and W&B);
-- `tables`: `{benchmark: [row, ...]}`, one row per prompt with `id`, `prompt`, `reference`, `generation` and
-  the columns scorers added (`reference_nll`, `length`, `similarity`, `verdict`, `score`, `rules`,
-  `followed`), ready for `wandb.Table(dataframe=pandas.DataFrame(rows))`.
+- `tables`: `{benchmark: [row, ...]}`, one row per prompt with `id`, `prompt`, `reference`, `generation`,
+  `tokens` (generated tokens; = `max_new_tokens` when cut) and the columns scorers added (`reference_nll`,
+  `length`, `similarity`, `verdict`, `score`, `rules`, `followed`, `followed_loose`), ready for
+  `wandb.Table(dataframe=pandas.DataFrame(rows))`.
 
 Config (`conf/eval/*.yaml`): `enabled`, `seed`, `progress`, `benchmarks` (`name -> load_benchmark kwargs`;
 a null benchmark is dropped), `generation` (`core.generate.generate` kwargs), and one key per scorer

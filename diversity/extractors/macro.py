@@ -5,6 +5,12 @@ HDBSCAN on raw 384-d vectors grows ~n^2 and finds little density structure in hi
 BERTopic does, vectors are first reduced with UMAP (cosine metric, seeded) to a handful of dimensions, where
 HDBSCAN takes well under a second for 5K points. Topic names are the top c-TF-IDF words of each topic, only
 so that reports are readable.
+
+HDBSCAN's default excess-of-mass selection can keep only the root split of a small pool: on the 2,000-pair
+ShareGPT default it finds 2 instruction topics, so the seven degrees of diversity collapse to k in {1, 2}. A
+topic-count floor (`min_topics`) therefore guards the result: below it, HDBSCAN's finer "leaf" selection is
+tried, and if that is still short, seeded k-means on the same reduced points gives exactly `min_topics`.
+`meta["clustering"]` says which one produced the topics.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from diversity.types import TypeAssignment
 log = logging.getLogger(__name__)
 
 NOISE_MODES = ("nearest", "own_type")
+MAX_AUTO_MIN_TOPICS = 50
 
 
 DEFAULT_MIN_CLUSTER_SIZE = 10  # BERTopic's; see MacroExtractor's min_cluster_size
@@ -40,6 +47,9 @@ class MacroExtractor:
             with the pool: n // 200 (= 285 there) collapses that pool to 2-3 topics, leaving no degrees of
             diversity to control. Clamped to [2, n].
         min_samples: HDBSCAN's density smoothing; None means equal to `min_cluster_size`.
+        min_topics: fewest topics accepted before falling back (see the module docstring). None means
+            `auto_min_topics(n)` = n // 50 clamped to [2, 50]: 20 topics at 1,000 samples, 40 at 2,000, 50
+            from 2,500 on (where HDBSCAN alone usually finds many more). 0 turns the floor off.
         noise: what HDBSCAN's noise label -1 becomes. `"nearest"`: each noise sample joins the topic whose
             centroid (mean of its members in the clustered space) is closest, so every topic is a real
             cluster. `"own_type"`: all noise samples form one extra type, the last column, named
@@ -62,6 +72,7 @@ class MacroExtractor:
         umap_neighbors: int = 15,
         min_cluster_size: int | None = None,
         min_samples: int | None = None,
+        min_topics: int | None = None,
         noise: str = "nearest",
         max_seq_length: int = 256,
         batch_size: int = 64,
@@ -74,6 +85,7 @@ class MacroExtractor:
         self.umap_neighbors = umap_neighbors
         self.min_cluster_size = min_cluster_size
         self.min_samples = min_samples
+        self.min_topics = min_topics
         self.noise = noise
         self.max_seq_length = max_seq_length
         self.batch_size = batch_size
@@ -88,6 +100,7 @@ class MacroExtractor:
             "umap_neighbors": self.umap_neighbors,
             "min_cluster_size": self.min_cluster_size,
             "min_samples": self.min_samples,
+            "min_topics": self.min_topics,
             "noise": self.noise,
             "max_seq_length": self.max_seq_length,
             "random_state": self.random_state,
@@ -128,7 +141,7 @@ class MacroExtractor:
         if len(embeddings) != n:
             raise ValueError(f"MacroExtractor: {len(embeddings)} embeddings for {n} texts")
         self.reduced_ = self._reduce(embeddings)
-        raw = self._cluster(self.reduced_)
+        raw, method = self._cluster(self.reduced_)
         labels, n_clusters = _relabel_by_size(raw)
         n_noise = int((labels < 0).sum())
         if n_clusters == 0:
@@ -149,12 +162,14 @@ class MacroExtractor:
             "params": self.params(),
             "n_clusters": n_clusters,
             "n_noise": n_noise,
+            "clustering": method,
+            "min_topics_used": self.min_topics_used_,
             "noise_handling": self.noise if n_clusters else "no cluster found: one type",
             "min_cluster_size_used": self.min_cluster_size_used_,
             "umap_neighbors_used": self.umap_neighbors_used_,
             "type_sizes": np.bincount(labels, minlength=n_types).tolist(),
         }
-        log.info("macro: %d topics from %d samples (%d noise -> %s)", n_clusters, n, n_noise, self.noise)
+        log.info("macro: %d topics from %d samples by %s (%d noise -> %s)", n_clusters, n, method, n_noise, self.noise)
         return TypeAssignment.from_lists(
             [[int(x)] for x in labels], names, meta=meta, embeddings=np.asarray(embeddings, dtype=np.float32)
         )
@@ -178,16 +193,41 @@ class MacroExtractor:
         )
         return np.asarray(reducer.fit_transform(embeddings), dtype=np.float64)
 
-    def _cluster(self, points: np.ndarray) -> np.ndarray:
-        from sklearn.cluster import HDBSCAN
+    def _cluster(self, points: np.ndarray) -> tuple[np.ndarray, str]:
+        """Raw labels (-1 = noise) and the method that gave them: HDBSCAN (eom, then leaf), else k-means."""
+        from sklearn.cluster import HDBSCAN, KMeans
 
         n = len(points)
         size = self.min_cluster_size if self.min_cluster_size is not None else DEFAULT_MIN_CLUSTER_SIZE
         self.min_cluster_size_used_ = int(min(max(2, size), max(n, 2)))
+        floor = auto_min_topics(n) if self.min_topics is None else self.min_topics
+        if floor < 0:
+            raise ValueError(f"MacroExtractor: min_topics must be >= 0 or None, got {self.min_topics}")
+        self.min_topics_used_ = int(min(floor, n))
         if n < 2:
-            return np.full(n, -1, dtype=np.int64)
+            return np.full(n, -1, dtype=np.int64), "hdbscan-eom"
         samples = None if self.min_samples is None else min(self.min_samples, n)
-        return HDBSCAN(min_cluster_size=self.min_cluster_size_used_, min_samples=samples, copy=True).fit_predict(points)
+        labels = np.full(n, -1, dtype=np.int64)
+        for selection in ("eom", "leaf"):
+            labels = HDBSCAN(
+                min_cluster_size=self.min_cluster_size_used_,
+                min_samples=samples,
+                cluster_selection_method=selection,
+                copy=True,
+            ).fit_predict(points)
+            found = len(set(labels.tolist()) - {-1})
+            if found >= self.min_topics_used_:
+                return labels, f"hdbscan-{selection}"
+            log.info("macro: HDBSCAN (%s) found %d < min_topics=%d topics", selection, found, self.min_topics_used_)
+        if len(np.unique(points, axis=0)) < self.min_topics_used_:  # k-means cannot split identical points
+            return labels, "hdbscan-leaf"
+        kmeans = KMeans(n_clusters=self.min_topics_used_, n_init=4, random_state=self.random_state)
+        return kmeans.fit_predict(points).astype(np.int64), "kmeans"
+
+
+def auto_min_topics(n: int) -> int:
+    """Default topic-count floor for a pool of `n` samples: n // 50 within [2, MAX_AUTO_MIN_TOPICS]."""
+    return int(min(MAX_AUTO_MIN_TOPICS, max(2, n // 50)))
 
 
 def _relabel_by_size(raw: np.ndarray) -> tuple[np.ndarray, int]:

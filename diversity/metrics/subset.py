@@ -105,6 +105,7 @@ def compute_subset_metrics(
     self_bleu_samples: int = 200,
     type_assignments: Mapping[str, tuple[TypeAssignment, np.ndarray]] | None = None,
     progress: bool = True,
+    embeddings: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, float | int]:
     """Post-hoc diversity of one subset, on instructions and on responses separately.
 
@@ -124,6 +125,9 @@ def compute_subset_metrics(
         type_assignments: name (e.g. "micro_response") -> (assignment over the *pool*, selected pool indices);
             each yields `subset/k/<name>`, the types the subset covers.
         progress: show progress bars for tokenisation.
+        embeddings: component ("instruction" / "response") -> (n, d) embeddings of the subset's texts, already
+            computed (e.g. rows of the pool's cached matrix, `diversity.metrics.pool_embeddings`); a component
+            given here is not passed to `embed_fn`.
 
     Returns:
         Flat `{"subset/<component>/<metric>": float, "subset/k/<name>": int}`.
@@ -140,15 +144,16 @@ def compute_subset_metrics(
     for component, texts in zip(COMPONENTS, (instructions, responses), strict=True):
         texts = list(texts)
         tokens = tokenize(texts, tokenizer, progress=progress)
-        embeddings = None
-        if embed_fn is not None:
-            embeddings = np.asarray(embed_fn(texts))
-            if embeddings.ndim != 2 or embeddings.shape[0] != len(texts):
-                raise ValueError(
-                    f"embed_fn returned shape {embeddings.shape} for {len(texts)} {component} texts; "
-                    "expected (n_texts, d)"
-                )
-        values = text_metrics(texts, tokens, embeddings, seed=seed, self_bleu_samples=self_bleu_samples)
+        vectors = None
+        if embeddings is not None and component in embeddings:
+            vectors, source = np.asarray(embeddings[component]), "embeddings"
+        elif embed_fn is not None:
+            vectors, source = np.asarray(embed_fn(texts)), "embed_fn"
+        if vectors is not None and (vectors.ndim != 2 or vectors.shape[0] != len(texts)):
+            raise ValueError(
+                f"{source} returned shape {vectors.shape} for {len(texts)} {component} texts; expected (n_texts, d)"
+            )
+        values = text_metrics(texts, tokens, vectors, seed=seed, self_bleu_samples=self_bleu_samples)
         metrics.update({f"subset/{component}/{name}": value for name, value in values.items()})
     for name, (types, indices) in (type_assignments or {}).items():
         metrics[f"subset/k/{name}"] = type_coverage(types, indices)

@@ -5,15 +5,17 @@ ablations that share its interface so a strategy config can swap them.
 """
 
 from diversity.selectors.base import Selection
-from diversity.selectors.degree import DegreeSelector, PruningPass, prune
+from diversity.selectors.degree import DegreeSelector, LevelMap
 from diversity.selectors.deita import DeitaSelector
 from diversity.selectors.kcenter import KCenterSelector
+from diversity.selectors.pruning import PruningPass, prune
 from diversity.selectors.random import RandomSelector
 
 __all__ = [
     "DegreeSelector",
     "DeitaSelector",
     "KCenterSelector",
+    "LevelMap",
     "PruningPass",
     "RandomSelector",
     "Selection",

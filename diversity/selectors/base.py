@@ -15,9 +15,13 @@ class Selection:
     Attributes:
         indices: sorted, unique pool indices; exactly `n` of them.
         level: the requested degree of diversity in [0, 1].
-        k: number of types the subset covers (None for selectors that do not work on discrete types).
+        k: number of types the subset covers, as achieved (None for selectors that do not work on
+            discrete types).
+        k_target: number of types `level` asks for, k_min + level * (k_max - k_min) rounded; `k` meets it
+            within about 1% (None where not applicable).
         k_min: fewest types that still yield `n` samples (None where not applicable).
-        k_max: most types any subset can cover (None where not applicable).
+        k_max: most types `n` samples reach (for DegreeSelector: what Algorithm 2 covers with `n` samples
+            from the whole typed pool; None where not applicable).
         n_types: number of types the extractor produced (None where not applicable).
         info: everything else a report should show (candidate pool size, covered type preview, lengths ...).
     """
@@ -25,6 +29,7 @@ class Selection:
     indices: np.ndarray
     level: float
     k: int | None = None
+    k_target: int | None = None
     k_min: int | None = None
     k_max: int | None = None
     n_types: int | None = None

@@ -1,144 +1,151 @@
 """The one degree-controlled selector shared by all six strategies (the paper's Algorithms 1 and 2).
 
-Algorithm 1 (reverse greedy pruning) works on *types*: starting from every type and every typed sample,
-repeatedly drop the type held by the fewest still-alive samples, together with every sample holding it.
-The kept type sets K_k are nested, and the candidate pool P_k is the set of samples whose types all lie in
-K_k. For macro (one topic per sample) this keeps the k largest clusters; for micro it keeps the token types
-that many short, plain samples share, which is why low degrees also hold shorter responses.
+Algorithm 1 (`pruning.prune`) orders the types and gives nested candidate pools P_k; Algorithm 2
+(`sampling.sample`) draws `n` samples from one P_k, covering as many of its types as `n` allow. This module
+maps a degree in [0, 1] to a number of types and finds the P_k whose Algorithm-2 subset covers it.
 
-Algorithm 2 (token-aware uniform sampling) draws exactly `n` samples from P_k: repeatedly take the type that
-is least represented in the subset so far and add a random not-yet-chosen holder of it. With
-`fill="balanced"` this continues until `n` samples are chosen, which keeps the type distribution as flat as
-the pool allows (round-robin across clusters for macro). With `fill="random"` it stops once every type of K_k
-is covered and fills the rest uniformly at random from P_k (the variant behind the paper notes' reference
-figures).
+The map runs over what `n` samples can actually reach: k_min is the smallest k whose pool holds `n` typed
+samples, k_max is the coverage Algorithm 2 reaches with `n` samples from the whole typed pool and the run's
+seed (so degree 1 is exactly Algorithm 2 on the whole typed pool). With few samples and many types, k_max is
+below the number of types in the pool and varies a little between seeds, and some P_k hold more types than
+`n` samples can cover; the target k is then met by searching the pruning states for the one whose subset
+covers it. With enough samples (the paper's setting) k_max is the pool's type count for every seed.
 
-Samples that carry no type (e.g. no token in micro's frequency band, macro noise if the extractor leaves it
-untyped) are **never selected**: they cannot express the degree being controlled, and admitting them
-vacuously into every P_k would fill low-degree subsets with near-empty texts. Their count is reported in
-`Selection.info["n_typeless"]`.
+Degree 0 is special: P_{k_min} often holds exactly `n` samples, so every seed returns the same subset there.
+`info["subset_independent_of_seed"]` says so for each selection, and `info["degree0_unique"]` for the map.
+
+Samples that carry no type (no token in micro's frequency band, macro noise) are **never selected**: they
+cannot express the degree being controlled, and admitting them vacuously into every P_k would fill low-degree
+subsets with near-empty texts. Their count is reported in `Selection.info["n_typeless"]`.
 """
 
 from __future__ import annotations
 
-import heapq
+import logging
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
 
 from diversity.selectors.base import Selection, check_request
+from diversity.selectors.pruning import PruningPass, prune
+from diversity.selectors.sampling import FILL_MODES, sample
 from diversity.types import TypeAssignment
 
-FILL_MODES = ("balanced", "random")
+log = logging.getLogger(__name__)
+
 PREVIEW = 20
+SEVEN_LEVELS = tuple(i / 6 for i in range(7))
+EXTRA_STREAMS = 8  # at most 2 * 8 extra Algorithm-2 runs when coverage misses k_target by > 0.5%
+K_MAX_DEFINITION = (
+    "types covered by Algorithm 2 with n samples from the whole typed pool and this seed; equals the pool's "
+    "type count when n samples can cover every type"
+)
+ALGORITHM_VERSION = 2  # 2: uniform holder draws and fill, level map over the reachable range
+
+__all__ = ["DegreeSelector", "LevelMap", "PruningPass", "prune"]
 
 
 @dataclass(frozen=True)
-class PruningPass:
-    """Result of one run of Algorithm 1; everything a selection at any level needs.
+class LevelMap:
+    """How degrees map to numbers of types for one (type matrix, n, seed).
 
     Attributes:
-        position: (n_types,) step at which each type was dropped (0 = first).
-        death: (n_samples,) step at which each sample left the pool (n_types for typeless samples,
-            which are excluded separately).
-        valid_k: increasing array of the k at which every kept type still has a holder.
-        pool_size: |P_k| for each entry of `valid_k`.
+        k_min: smallest valid k whose candidate pool holds at least `n` typed samples.
+        k_max: coverage of Algorithm 2 with `n` samples and the seed from the whole typed pool (>= k_min).
+        k_pool: number of types the typed pool covers (the old k_max).
+        degree0_unique: |P_{k_min}| == n, so degree 0 selects the same subset for every seed.
+        n_distinct_k: distinct k the seven degrees 0, 1/6, ..., 1 are expected to reach.
     """
 
-    position: np.ndarray
-    death: np.ndarray
-    valid_k: np.ndarray
-    pool_size: np.ndarray
+    k_min: int
+    k_max: int
+    k_pool: int
+    degree0_unique: bool
+    n_distinct_k: int
 
-
-def _gather_rows(matrix: sp.csr_matrix, rows: np.ndarray) -> np.ndarray:
-    """Concatenated column ids of `rows` of a CSR matrix, without a Python loop."""
-    starts = matrix.indptr[rows]
-    lengths = matrix.indptr[rows + 1] - starts
-    total = int(lengths.sum())
-    if total == 0:
-        return np.zeros(0, dtype=matrix.indices.dtype)
-    offsets = np.repeat(starts - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
-    return matrix.indices[offsets + np.arange(total)]
-
-
-def prune(matrix: sp.csr_matrix) -> PruningPass:
-    """Algorithm 1: drop the type with the fewest alive holders, with its holders, until none is left.
-
-    Ties are broken by the lower type id, so the pass is deterministic and independent of the seed.
-    The next type is found by a vectorised argmin over the live types' holder counts (compacted whenever
-    half of them are gone), and counts are decremented in bulk for every sample that dies. This beats a
-    lazy heap here: a heap needs one push per decrement (millions for a 117K micro pool), while argmin
-    over a few ten thousand int32 counts costs microseconds.
-
-    Complexity: O(n_types^2 + nnz) time (each sample dies once and decrements each of its types once;
-    each step scans the live counts), O(nnz + n_types) memory.
-    """
-    matrix = sp.csr_matrix(matrix, dtype=np.uint8)
-    matrix.sum_duplicates()
-    n_samples, n_types = matrix.shape
-    by_type = matrix.tocsc()
-    dropped = np.iinfo(np.int32).max
-    counts = np.diff(by_type.indptr).astype(np.int32)
-    live = np.arange(n_types)  # type ids still scanned; counts[dropped ones] == `dropped`
-    alive = np.ones(n_samples, dtype=bool)
-    position = np.full(n_types, n_types, dtype=np.int64)
-    popped_count = np.zeros(n_types, dtype=np.int64)
-    for step in range(n_types):
-        if 2 * (n_types - step) < len(live):
-            live = live[counts[live] != dropped]
-        t = int(live[np.argmin(counts[live])])
-        position[t] = step
-        popped_count[step] = counts[t]
-        holders = by_type.indices[by_type.indptr[t] : by_type.indptr[t + 1]]
-        dying = holders[alive[holders]]
-        if dying.size:
-            alive[dying] = False
-            np.subtract.at(counts, _gather_rows(matrix, dying), 1)
-        counts[t] = dropped
-
-    typed = np.diff(matrix.indptr) > 0
-    death = np.full(n_samples, n_types, dtype=np.int64)
-    if typed.any():
-        row_pos = position[matrix.indices]
-        death[typed] = np.minimum.reduceat(row_pos, matrix.indptr[:-1][typed])
-    # State s (after s drops) keeps k = n_types - s types; it is valid when its cheapest type has a holder.
-    steps = np.flatnonzero(popped_count > 0)
-    died_at = np.bincount(death[typed], minlength=n_types + 1)
-    alive_after = n_samples - (~typed).sum() - np.concatenate(([0], np.cumsum(died_at)[:-1]))
-    valid_k = (n_types - steps)[::-1]
-    pool_size = alive_after[steps][::-1]
-    return PruningPass(position=position, death=death, valid_k=valid_k, pool_size=pool_size)
+    def target(self, level: float) -> int:
+        """The number of types degree `level` asks for."""
+        return round(self.k_min + float(level) * (self.k_max - self.k_min))
 
 
 class DegreeSelector:
     """Select `n` samples covering a controlled number `k` of types (Algorithms 1 + 2).
 
-    `level` in [0, 1] maps to k = round(k_min + level * (k_max - k_min)), moved up to the next k at which
-    the pruning pass has a valid state, where k_min is the smallest k whose candidate pool holds `n`
-    typed samples and k_max is the number of types the typed pool covers.
+    `level` maps to k_target = round(k_min + level * (k_max - k_min)) over the reachable range (see the module
+    docstring). The subset is Algorithm 2 on the smallest valid P_k (k >= k_target) whose subset covers
+    k_target types; the achieved k is in `Selection.k`, and equals k_target up to the few types that
+    Algorithm 1 drops together (types left without holders) or, when `n` cannot cover a whole P_k, up to
+    the seed-to-seed spread of coverage (well under 1% on realistic pools).
 
     Args:
-        fill: "balanced" keeps adding the least-represented type's holder until `n` are chosen;
-            "random" stops once all k types are covered and fills the rest uniformly from P_k.
+        fill: "balanced" keeps adding a holder of the least-represented type until `n` are chosen;
+            "random" stops once all types of P_k are covered and fills the rest uniformly from P_k.
 
-    The pruning pass depends only on the type matrix, so it is cached on the object for the last
-    TypeAssignment seen (`_pass`, `_pass_matrix`); selections at other levels or seeds reuse it.
+    The pruning pass depends only on the type matrix and the level map on (matrix, n, seed), so both are
+    cached on the object for the last TypeAssignment seen; selections at other levels reuse them.
 
-    Complexity: pass O(n_types^2 + nnz) (vectorised; ~3 s for the 117K micro pool); each selection
-    O(nnz(P_k) + n * t * log k) with t the mean types per chosen sample; memory O(nnz).
+    Complexity: pass O(n_types^2 + nnz) (vectorised; ~2 s for the 117K micro pool); level map one
+    Algorithm-2 coverage run on the whole typed pool; each selection one Algorithm-2 run,
+    O(nnz(P_k) + n * t * log k) with t the mean types per chosen sample, or O(log n_types) runs when `n`
+    cannot cover P_k_target; memory O(nnz).
     """
 
     def __init__(self, fill: str = "balanced") -> None:
         self.fill = fill
+
+    def cache_key(self) -> dict[str, object]:
+        """What determines the subsets (the algorithm version invalidates selections cached by older code)."""
+        return {"class": "diversity.selectors.DegreeSelector", "fill": self.fill, "version": ALGORITHM_VERSION}
 
     def pruning_pass(self, types: TypeAssignment) -> PruningPass:
         """Run (or reuse) Algorithm 1 for this type matrix."""
         if getattr(self, "_pass_matrix", None) is not types.matrix:
             self._pass = prune(types.matrix)
             self._pass_matrix = types.matrix
+            self._maps: dict[tuple[int, int], LevelMap] = {}
+            self._full: dict[tuple[int, int], tuple[int, np.ndarray]] = {}
         return self._pass
+
+    def level_map(self, types: TypeAssignment, n: int, seed: int) -> LevelMap:
+        """The reachable range of k for `n` samples of this pool and this seed (cached per (n, seed)).
+
+        Raises:
+            ValueError: fewer than `n` typed samples (message names n, k_min, k_max).
+        """
+        result = self.pruning_pass(types)
+        if (n, seed) in self._maps:
+            return self._maps[n, seed]
+        k_pool = int(result.valid_k[-1]) if result.valid_k.size else 0
+        feasible = np.flatnonzero(result.pool_size >= n)
+        if feasible.size == 0:
+            n_typeless = int((types.types_per_sample() == 0).sum())
+            raise ValueError(
+                f"cannot select n={n}: only {types.n_samples - n_typeless} of {types.n_samples} samples "
+                f"carry a type ({n_typeless} typeless samples are never selected), so no k works "
+                f"(k_min=undefined, k_max={k_pool})"
+            )
+        k_min = int(result.valid_k[feasible[0]])
+        whole = sample(types.matrix, result.pool(k_pool), n, self.fill, np.random.default_rng(seed))
+        self._full[n, seed] = (int(types.types_of(whole).size), whole)  # also degree 1's subset
+        k_max = max(k_min, self._full[n, seed][0])
+        partial = LevelMap(k_min, k_max, k_pool, bool(result.pool_size[feasible[0]] == n), 0)
+        expected = {self._expected_k(result, partial.target(level), k_max) for level in SEVEN_LEVELS}
+        level_map = LevelMap(k_min, k_max, k_pool, partial.degree0_unique, len(expected))
+        if level_map.n_distinct_k < len(SEVEN_LEVELS):
+            log.warning(
+                "DegreeSelector: n=%d reaches only %d distinct k for the seven degrees (k_min=%d, k_max=%d, "
+                "%d types in the pool); some neighbouring degrees will cover the same number of types",
+                n, level_map.n_distinct_k, k_min, k_max, k_pool,
+            )  # fmt: skip
+        self._maps[n, seed] = level_map
+        return level_map
+
+    @staticmethod
+    def _expected_k(result: PruningPass, target: int, k_max: int) -> int:
+        """The k a target should reach: the smallest valid pruning state >= target (targets inside a run of
+        types dropped together move up to its end) when `n` can cover it, else the target itself."""
+        state = int(result.valid_k[min(np.searchsorted(result.valid_k, target), len(result.valid_k) - 1)])
+        return state if state <= k_max else target
 
     def select(self, types: TypeAssignment, n: int, level: float, seed: int) -> Selection:
         """Choose exactly `n` typed samples at degree `level`; see the class docstring.
@@ -150,32 +157,27 @@ class DegreeSelector:
         if self.fill not in FILL_MODES:
             raise ValueError(f"DegreeSelector.fill must be one of {FILL_MODES}, got {self.fill!r}")
         check_request(n, level, types.n_samples)
+        level_map = self.level_map(types, n, seed)
         result = self.pruning_pass(types)
-        n_typeless = int((types.types_per_sample() == 0).sum())
-        k_max = int(result.valid_k[-1]) if result.valid_k.size else 0
-        feasible = np.flatnonzero(result.pool_size >= n)
-        if feasible.size == 0:
-            raise ValueError(
-                f"cannot select n={n}: only {types.n_samples - n_typeless} of {types.n_samples} samples "
-                f"carry a type ({n_typeless} typeless samples are never selected), so no k works "
-                f"(k_min=undefined, k_max={k_max})"
-            )
-        k_min = int(result.valid_k[feasible[0]])
-        target = round(k_min + float(level) * (k_max - k_min))
-        state = int(np.searchsorted(result.valid_k, target))
-        k = int(result.valid_k[state])
-        drops = types.n_types - k
-        candidates = np.flatnonzero((result.death >= drops) & (result.death < types.n_types))
-        chosen = self._sample(types.matrix, candidates, n, np.random.default_rng(seed))
+        k_target = level_map.target(level)
+        k_state, chosen, probes = self._search(types, result, n, k_target, level_map.k_min, seed)
         covered = types.types_of(chosen)
         counts = np.bincount(types.matrix[chosen].indices, minlength=types.n_types)[covered]
         top = covered[np.argsort(-counts, kind="stable")[:PREVIEW]]
+        pool_size = int(result.pool_size[np.searchsorted(result.valid_k, k_state)])
         info = {
             "selector": "DegreeSelector",
             "fill": self.fill,
-            "k_target": k,
-            "candidate_pool_size": int(candidates.size),
-            "n_typeless": n_typeless,
+            "k_target": k_target,
+            "k_pruned": k_state,
+            "k_pool": level_map.k_pool,
+            "k_max_definition": K_MAX_DEFINITION,
+            "n_distinct_k": level_map.n_distinct_k,
+            "degree0_unique": level_map.degree0_unique,
+            "subset_independent_of_seed": pool_size == n,
+            "search_probes": probes,
+            "candidate_pool_size": pool_size,
+            "n_typeless": int((types.types_per_sample() == 0).sum()),
             "types_covered": int(covered.size),
             "types_preview": [types.type_names[t] for t in top],
         }
@@ -183,53 +185,65 @@ class DegreeSelector:
             indices=chosen,
             level=float(level),
             k=int(covered.size),
-            k_min=k_min,
-            k_max=k_max,
+            k_target=k_target,
+            k_min=level_map.k_min,
+            k_max=level_map.k_max,
             n_types=types.n_types,
             info=info,
         )
 
-    def _sample(self, matrix: sp.csr_matrix, candidates: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-        """Algorithm 2 on P_k = `candidates`: least-represented type first, random holder of it.
+    def _search(
+        self, types: TypeAssignment, result: PruningPass, n: int, k_target: int, k_min: int, seed: int
+    ) -> tuple[int, np.ndarray, int]:
+        """Find the pruning state whose Algorithm-2 subset covers `k_target` types.
 
-        Candidates are put in one seeded random order; each type's holders are then visited in that
-        order, which makes "a random unchosen holder" a pointer walk instead of repeated sampling.
-        Ties between equally represented types are broken by a seeded random rank.
+        The first candidate is the smallest valid state with k >= k_target; when `n` samples cover all of its
+        types (the usual case) that is the answer. Otherwise coverage grows with k (noisily) and a search over
+        the larger states, alternating interpolation on coverage with bisection, brackets k_target until a
+        subset is within 0.1% of it or the bracket closes. Within one seed, coverage is a step function of
+        the state (neighbouring states share most of the walk) whose steps can reach 2%, so while the best
+        subset misses by more than 0.5%, the two states of the bracket are drawn again with up to
+        EXTRA_STREAMS streams derived from the seed (`default_rng([seed, j])`). Of all subsets drawn, the one
+        whose coverage is closest to k_target is kept (ties: smaller state, then stream). Degree 1 reuses the
+        level map's whole-pool subset.
+
+        Returns:
+            (k of the state used, chosen pool ids, number of Algorithm-2 runs for this selection).
         """
-        order = rng.permutation(candidates)
-        sub = sp.csr_matrix(matrix[order])
-        by_type = sub.tocsc()
-        by_type.sort_indices()
-        n_types = sub.shape[1]
-        rank = rng.permutation(n_types)
-        type_of_rank = np.argsort(rank)
-        pointer = by_type.indptr[:-1].copy()
-        chosen = np.zeros(len(order), dtype=bool)
-        represented = np.zeros(n_types, dtype=np.int64)
-        heap = sorted(rank[np.unique(sub.indices)].tolist())  # every kept type, count 0
-        n_chosen = 0
-        while n_chosen < n and heap:
-            count, r = divmod(heap[0], n_types)
-            if self.fill == "random" and count > 0:
-                break
-            heapq.heappop(heap)
-            t = type_of_rank[r]
-            if represented[t] != count:
-                continue
-            p, end = pointer[t], by_type.indptr[t + 1]
-            while p < end and chosen[by_type.indices[p]]:
-                p += 1
-            pointer[t] = p
-            if p == end:
-                continue  # every holder already chosen: this type can gain nothing more
-            row = by_type.indices[p]
-            chosen[row] = True
-            n_chosen += 1
-            row_types = sub.indices[sub.indptr[row] : sub.indptr[row + 1]]
-            represented[row_types] += 1
-            for key in (represented[row_types] * n_types + rank[row_types]).tolist():
-                heapq.heappush(heap, key)
-        if n_chosen < n:
-            rest = np.flatnonzero(~chosen)[: n - n_chosen]  # `order` is already random
-            chosen[rest] = True
-        return np.sort(order[chosen])
+        valid = result.valid_k
+        last = len(valid) - 1
+        tried = {(last, 0): self._full[n, seed]}
+        probes = 0
+
+        def run(i: int, stream: int = 0) -> int:
+            nonlocal probes
+            if (i, stream) not in tried:
+                rng = np.random.default_rng(seed if stream == 0 else [seed, stream])
+                chosen = sample(types.matrix, result.pool(int(valid[i])), n, self.fill, rng)
+                tried[i, stream] = (int(types.types_of(chosen).size), chosen)
+                probes += 1
+            return tried[i, stream][0]
+
+        def miss(key: tuple[int, int]) -> int:
+            return abs(tried[key][0] - k_target)
+
+        lo = min(int(np.searchsorted(valid, k_target)), last)
+        if k_target >= tried[last, 0][0] and k_target > k_min:
+            lo = last  # degree 1 (or beyond what the pool reaches): the whole-pool subset
+        run(lo)
+        hi = last
+        step = 0
+        while run(lo) < k_target <= run(hi) and hi - lo > 1 and min(miss((lo, 0)), miss((hi, 0))) > k_target // 1000:
+            mid = (lo + hi) // 2
+            if step % 2 == 0:  # interpolate: coverage is roughly linear in the state between lo and hi
+                mid = lo + round((k_target - run(lo)) / (run(hi) - run(lo)) * (hi - lo))
+            mid = min(max(mid, lo + 1), hi - 1)
+            step += 1
+            lo, hi = (lo, mid) if run(mid) >= k_target else (mid, hi)
+        best = min(tried, key=lambda key: (miss(key), key))
+        for stream in range(1, EXTRA_STREAMS + 1):
+            for i in sorted({lo, hi}):
+                if miss(best) > k_target // 200:
+                    run(i, stream)
+                    best = min(tried, key=lambda key: (miss(key), key))
+        return int(valid[best[0]]), tried[best][1], max(probes, 1)

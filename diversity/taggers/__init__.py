@@ -4,8 +4,9 @@ Every tagger has `tag(texts, ids=None) -> list[list[str]]` (one list per text, i
 (class name + every parameter that changes the tags), so tag results can be cached per pool.
 """
 
+from diversity.taggers.intent import IntentTagger
 from diversity.taggers.jsonl import JsonlTagger
 from diversity.taggers.keyword import KeywordTagger
 from diversity.taggers.llm import LLMTagger, parse_tags
 
-__all__ = ["JsonlTagger", "KeywordTagger", "LLMTagger", "parse_tags"]
+__all__ = ["IntentTagger", "JsonlTagger", "KeywordTagger", "LLMTagger", "parse_tags"]

@@ -135,8 +135,11 @@ def _read_run(run_dir: Path, sweep_dir: Path) -> dict[str, Any]:
         "seed": _first(sel.get("seed"), _dig(cfg, "seed")),
         "model": _first(_dig(cfg, "model.name_or_path"), ""),
     }
-    for key in ("k", "k_min", "k_max", "n_types"):
+    for key in ("k", "k_target", "k_min", "k_max", "n_types"):
         row[key] = sel.get(key)
+    info = sel.get("info") if isinstance(sel.get("info"), dict) else {}
+    # Degree 0 of some selectors picks one subset whatever the seed: those runs are one observation.
+    row["subset_independent_of_seed"] = bool(info.get("subset_independent_of_seed", False))
     if (run_dir / "subset_metrics.json").is_file():
         row.update(_numeric(_read_json(run_dir / "subset_metrics.json"), run_dir / "subset_metrics.json"))
     row.update(_numeric(_read_json(run_dir / "metrics.json"), run_dir / "metrics.json"))
@@ -151,9 +154,9 @@ def collect_runs(sweep_dir: str | Path) -> tuple[list[dict[str, Any]], list[dict
 
     Returns:
         `(runs, incomplete)`: `runs` has one dict per finished run with `run_dir`, `strategy` (paper
-        label), `strategy_name`, `component`, `level`, `n`, `seed`, `model`, `k`, `k_min`, `k_max`, `n_types`
-        and every numeric key of `subset_metrics.json` and `metrics.json`; `incomplete` has
-        `{"run_dir", "reason"}`.
+        label), `strategy_name`, `component`, `level`, `n`, `seed`, `model`, `k`, `k_target`, `k_min`, `k_max`,
+        `n_types`, `subset_independent_of_seed` (selection.json `info`) and every numeric key of
+        `subset_metrics.json` and `metrics.json`; `incomplete` has `{"run_dir", "reason"}`.
 
     Raises:
         FileNotFoundError: If `sweep_dir` does not exist.

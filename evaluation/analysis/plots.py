@@ -15,7 +15,9 @@ import numpy as np
 from core.cache import atomic_write
 from diversity.pools import COMPONENTS
 from evaluation.analysis.collect import GRANULARITIES
+from evaluation.analysis.notes import MIN_LEVELS, format_pm, format_value, score_label
 from evaluation.analysis.stats import bayes_linreg
+from evaluation.analysis.tables import fit_points
 
 __all__ = ["correlation_heatmap", "save_figure", "score_vs_degree"]
 
@@ -39,15 +41,20 @@ def save_figure(fig: Any, path: str | Path, dpi: int = 120) -> Path:
     return Path(path)
 
 
-def _xy(runs: Sequence[dict], score: str, x: str) -> tuple[np.ndarray, np.ndarray]:
+def _xy(runs: Sequence[dict], score: str, x: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     xs = np.array([float(r.get(x, math.nan)) for r in runs], dtype=float)
     ys = np.array([float(r[score]) if isinstance(r.get(score), int | float) else math.nan for r in runs])
+    same = np.array([bool(r.get("subset_independent_of_seed")) for r in runs], dtype=bool)
     ok = np.isfinite(xs) & np.isfinite(ys)
-    return xs[ok], ys[ok]
+    return xs[ok], ys[ok], same[ok]
 
 
 def score_vs_degree(runs: Sequence[dict], score: str, x: str = "level", title: str | None = None) -> Any:
     """Two panels (instruction, response); per granularity the runs, level means, Bayesian line and 1 sigma.
+
+    Degrees are drawn in percent on a fixed 0..100 axis; the y label says whether higher or lower is better.
+    A strategy with fewer than `MIN_LEVELS` degrees shows its points with a legend saying why there is no line,
+    and a panel without runs says which strategies it is waiting for.
 
     Args:
         runs: Rows of `collect_runs` for one model and subset size.
@@ -62,31 +69,42 @@ def score_vs_degree(runs: Sequence[dict], score: str, x: str = "level", title: s
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     random_y = _xy([r for r in runs if r["strategy"] == "Random"], score, x)[1]
     for ax, component in zip(axes, COMPONENTS, strict=True):
-        for granularity in GRANULARITIES:
-            label = f"{component[0].upper()}-{granularity.capitalize()}"
-            xs, ys = _xy([r for r in runs if r["strategy"] == label], score, x)
+        labels = [f"{component[0].upper()}-{g.capitalize()}" for g in GRANULARITIES]
+        drawn = 0
+        for granularity, label in zip(GRANULARITIES, labels, strict=True):
+            xs, ys, same = _xy([r for r in runs if r["strategy"] == label], score, x)
             if xs.size == 0:
                 continue
+            drawn += 1
             color = COLORS[granularity]
             ax.scatter(100 * xs, ys, s=10, alpha=0.35, color=color)
             levels = np.unique(xs)
             means = [ys[xs == lv].mean() for lv in levels]
+            if levels.size < MIN_LEVELS:
+                degrees = ", ".join(f"{100 * lv:.0f}%" for lv in levels)
+                ax.plot(100 * levels, means, "o", color=color, markersize=4, label=f"{label}: {degrees} (no slope)")
+                continue
             ax.plot(100 * levels, means, "o", color=color, markersize=4)
-            if levels.size >= 2 and ys.size >= 3:
-                fit = bayes_linreg(xs, ys)
-                grid = np.linspace(levels.min(), levels.max(), 50)
-                mean, sd = fit.band(grid)
-                ax.plot(100 * grid, mean, color=color, label=f"{label}: {fit.slope:+.2f} ± {fit.slope_sd:.2f}")
-                ax.fill_between(100 * grid, mean - sd, mean + sd, color=color, alpha=0.2)
-            else:
-                ax.plot([], [], color=color, label=label)
+            fx, fy, _ = fit_points(xs, ys, same)
+            fit = bayes_linreg(fx, fy)
+            grid = np.linspace(levels.min(), levels.max(), 50)
+            mean, sd = fit.band(grid)
+            ax.plot(100 * grid, mean, color=color, label=f"{label}: slope {format_pm(fit.slope, fit.slope_sd)}")
+            ax.fill_between(100 * grid, mean - sd, mean + sd, color=color, alpha=0.2)
         if random_y.size:
-            ax.axhline(random_y.mean(), color="gray", linestyle="--", label=f"Random: {random_y.mean():.2f}")
+            label = f"Random: {format_value(random_y.mean())} ({random_y.size} run{'s' * (random_y.size > 1)})"
+            ax.axhline(random_y.mean(), color="gray", linestyle="--", label=label)
+        if not drawn:
+            ax.text(0.5, 0.5, f"no finished run of\n{', '.join(labels)}", transform=ax.transAxes,
+                    ha="center", va="center", color="gray")  # fmt: skip
         ax.set_title(f"{component} side")
         ax.set_xlabel("degree of diversity (%)")
+        ax.set_xlim(-5, 105)
+        ax.set_xticks([0, 17, 33, 50, 67, 83, 100])
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    axes[0].set_ylabel(score)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    axes[0].set_ylabel(score_label(score))
     if title:
         fig.suptitle(title)
     fig.tight_layout()

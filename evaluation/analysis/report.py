@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from core.cache import atomic_write
 from evaluation.analysis.collect import collect_runs, score_keys, write_csv
+from evaluation.analysis.notes import format_pm, format_value, score_label, sweep_notes
 from evaluation.analysis.plots import COMPONENTS, correlation_heatmap, save_figure, score_vs_degree
 from evaluation.analysis.tables import STAT_COLUMNS, metric_correlations, slope_table, widen
 
@@ -36,7 +39,9 @@ def analyze(
     `slopes.csv` (rows strategies I-Macro ... R-Micro, Random, per model and n; columns
     `<score>/<statistic>`), `slopes_long.csv` (one row per strategy and score), `metric_correlations.csv`
     (rows post-hoc metrics, columns `<score>/instruction|response`), `score_vs_degree_<score>.png` (Figure 3
-    style, one per score and model/n) and `metric_correlations.png` (Figure 4 style heatmap).
+    style, one per score and model/n), `metric_correlations.png` (Figure 4 style heatmap; left out, with a
+    note, while no metric-score pair has 3 runs with varying values) and `notes.txt` (what a small or partial
+    sweep lacks: degrees for a slope, the random baseline, runs per degree, runs merged into one point).
 
     Args:
         sweep_dir: Directory holding the run dirs (any depth).
@@ -51,8 +56,8 @@ def analyze(
         quiet: Skip printing.
 
     Returns:
-        `{"out_dir", "n_runs", "n_incomplete", "incomplete", "scores", "files", "slopes"}` where `slopes` is
-        the long table (one dict per model, n, strategy and score, with `slope`, `slope_sd`, `pearson`...).
+        `{"out_dir", "n_runs", "n_incomplete", "incomplete", "scores", "files", "slopes", "notes"}` where
+        `slopes` is the long table (one dict per model, n, strategy and score, with `slope`, `slope_sd`, `pearson`...).
 
     Raises:
         ValueError: If no run under `sweep_dir` finished, naming how many were incomplete.
@@ -88,9 +93,16 @@ def analyze(
         for score in scores:
             fig = score_vs_degree(members, score, x=x, title=f"{score} (model {model}, n={n})")
             files[f"plot/{score}{suffix}"] = save_figure(fig, out / f"score_vs_degree_{_slug(score)}{suffix}.png")
-    if correlations:
+    notes = sweep_notes(runs, incomplete, long_rows)
+    if _any_correlation(correlations):
         fig = correlation_heatmap(correlations, scores)
         files["plot/metric_correlations"] = save_figure(fig, out / "metric_correlations.png")
+    else:
+        notes.append("no metric-score correlation yet: each needs >= 3 runs whose metric and score both vary")
+        (out / "metric_correlations.png").unlink(missing_ok=True)  # a stale heatmap of an earlier analysis
+    with atomic_write(out / "notes.txt") as fh:
+        fh.write("".join(f"- {note}\n" for note in notes))
+    files["notes"] = out / "notes.txt"
 
     if wandb_cfg is not None:
         tables = {"slopes": widen(long_rows), "metric_correlations": correlations, "runs": runs}
@@ -98,6 +110,8 @@ def analyze(
         log_to_wandb(wandb_cfg, tables, images, out)
     if not quiet:
         print_headline(long_rows, scores)
+        for note in notes:
+            print(f"[analysis] note: {note}")
         print(f"[analysis] {len(runs)} run(s) analysed; outputs in {out}")
     return {
         "out_dir": str(out),
@@ -107,13 +121,29 @@ def analyze(
         "scores": scores,
         "files": {k: str(v) for k, v in files.items()},
         "slopes": long_rows,
+        "notes": notes,
     }
 
 
-def _fmt(value: Any, spec: str = ".2f") -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return format(value, spec)
+def _any_correlation(rows: Sequence[dict]) -> bool:
+    return any(
+        isinstance(v, float) and math.isfinite(v)
+        for row in rows
+        for k, v in row.items()
+        if k != "metric" and not k.endswith("/n")
+    )
+
+
+def _cell(r: Mapping[str, Any]) -> str:
+    """One strategy's headline cell: slope ± sd, or what it lacks; best degree; gap to random; runs."""
+    slope = format_pm(r.get("slope"), r.get("slope_sd"))
+    if slope == "n/a":
+        slope = f"no slope ({r.get('n_levels', 0)} degree{'s' * (r.get('n_levels', 0) != 1)})"
+    best = r.get("best_level")
+    best_text = f"{100 * best:.0f}%" if isinstance(best, float) and math.isfinite(best) else "n/a"
+    delta = r.get("delta_vs_random")
+    gap = f"Δrand {delta:+.3g}" if isinstance(delta, float) and math.isfinite(delta) else "no random run"
+    return f"{slope}\nbest {best_text}, {gap}\n{r.get('runs_per_level', '?')} run(s)/degree"
 
 
 def print_headline(long_rows: Sequence[dict], scores: Sequence[str], max_scores: int = 3) -> None:
@@ -123,7 +153,7 @@ def print_headline(long_rows: Sequence[dict], scores: Sequence[str], max_scores:
 
     keys = list(dict.fromkeys((r["model"], r["n"], r["strategy"]) for r in long_rows))
     designs = sorted({key[:2] for key in keys}, key=str)
-    title = "slope of score on degree ± 1 sd (per unit level = the paper's x1e-2 per %)"
+    title = "slope of score on degree ± 1 sd (score change from 0% to 100% = the paper's x1e-2 per %)"
     if len(designs) == 1:
         title += f"\nmodel {designs[0][0]}, n = {designs[0][1]}"
     table = Table(title=title)
@@ -131,22 +161,21 @@ def print_headline(long_rows: Sequence[dict], scores: Sequence[str], max_scores:
         table.add_column(column)
     shown = list(scores)[:max_scores]
     for score in shown:
-        table.add_column(score, justify="right")
+        table.add_column(score_label(score), justify="right")
     keyed = {(r["model"], r["n"], r["strategy"], r["score"]): r for r in long_rows}
     for key in keys:
         cells = []
         for score in shown:
             r = keyed.get((*key, score), {})
-            if key[2] == "Random":
-                cells.append(f"mean {_fmt(r.get('random_mean'), '.4g')}")
-                continue
-            cells.append(
-                f"{_fmt(r.get('slope'), '.3g')} ± {_fmt(r.get('slope_sd'), '.2g')}\n"
-                f"best {_fmt(r.get('best_level'), '.0%')} Δrand {_fmt(r.get('delta_vs_random'), '+.3g')}"
-            )
+            if not r:
+                cells.append("no run with this score")
+            elif key[2] == "Random":
+                cells.append(f"mean {format_value(r.get('random_mean'), 4)}\n{r.get('n_runs', 0)} run(s)")
+            else:
+                cells.append(_cell(r))
         label = [str(key[0]), str(key[1]), key[2]] if len(designs) > 1 else [key[2]]
         table.add_row(*label, *cells)
-    Console().print(table)
+    Console(width=None if sys.stdout.isatty() else 160).print(table)  # log files: no wrapping at 80 columns
 
 
 def log_to_wandb(

@@ -74,9 +74,15 @@ def write_synthetic_sweep(
     noise: float = 1.0,
     seed: int = 0,
     broken: bool = True,
+    random_seeds: Sequence[int] | None = None,
+    seed_independent_zero: bool = False,
 ) -> dict[str, Any]:
     """Write `len(slopes) * len(levels) * len(seeds)` finished runs, random-baseline runs and, if `broken`,
     one unfinished and one failed run. Returns the truth: slopes, noise, paths of the broken runs.
+
+    Small or partial sweeps for tests: few `levels`, `random_seeds=()` (no random baseline; None = `seeds`),
+    `seed_independent_zero=True` (degree 0 selects one subset whatever the seed, as selection.json
+    `info.subset_independent_of_seed` says; the runs still differ by training noise).
     """
     root = Path(root)
     rng = np.random.default_rng(seed)
@@ -122,9 +128,11 @@ def write_synthetic_sweep(
                     "k": int(round(k_min + level * (k_max - k_min))), "k_min": k_min, "k_max": k_max,
                     "n_types": k_max, "info": {"synthetic": True},
                 }  # fmt: skip
+                if seed_independent_zero and level == 0:
+                    selection["info"]["subset_independent_of_seed"] = True
                 run_dir = root / f"{name}/n{n}/level{level}/seed{s}"  # conf/hydra subdir
                 write_run_dir(run_dir, config(name, component, level, s), selection, subset, metrics)
-    for s in seeds:
+    for s in seeds if random_seeds is None else random_seeds:
         score = 50.0 + rng.normal(0, noise)
         subset, metrics = outcome(score, 0.0, 200.0 + 40.0 * (score - 50.0))
         selection = {"strategy": "random", "component": None, "level": 0.0, "n": n, "seed": s, "k": None,

@@ -10,10 +10,12 @@ import numpy as np
 from scipy import stats as sps
 
 from evaluation.analysis.collect import diversity_metric_keys, score_keys
+from evaluation.analysis.notes import MIN_LEVELS
 from evaluation.analysis.stats import bayes_linreg, bootstrap_ci, pearson, spearman
 
 __all__ = [
     "PAPER_ORDER",
+    "fit_points",
     "higher_is_better",
     "metric_correlations",
     "slope_table",
@@ -23,7 +25,8 @@ __all__ = [
 
 PAPER_ORDER = ("I-Macro", "I-Meso", "I-Micro", "R-Macro", "R-Meso", "R-Micro")
 STAT_COLUMNS = (
-    "n_runs", "n_levels", "slope", "slope_sd", "intercept", "intercept_sd",
+    "n_runs", "n_points", "n_collapsed", "n_levels", "runs_per_level", "missing",
+    "slope", "slope_sd", "intercept", "intercept_sd",
     "pearson", "pearson_p", "pearson_lo", "pearson_hi",
     "spearman", "spearman_p", "spearman_lo", "spearman_hi",
     "best_level", "best_mean", "random_mean", "delta_vs_random", "beats_random",
@@ -59,14 +62,42 @@ def _groups(runs: Sequence[dict]) -> dict[tuple, list[dict]]:
     return groups
 
 
-def _strategy_stats(x: np.ndarray, y: np.ndarray, better_up: bool, n_boot: int, seed: int) -> dict[str, Any]:
+def fit_points(x: np.ndarray, y: np.ndarray, same_subset: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """The independent observations of one strategy: runs of a degree whose subset does not depend on the
+    seed (`same_subset`, from selection.json `info.subset_independent_of_seed`) are one subset trained several
+    times, so they are averaged into one point rather than counted as independent seeds.
+
+    Returns:
+        `(x, y, n_collapsed)`, the last being how many runs were merged into such points.
+    """
+    x, y, same_subset = np.asarray(x, float), np.asarray(y, float), np.asarray(same_subset, bool)
+    keep = ~same_subset
+    xs, ys, collapsed = [x[keep]], [y[keep]], 0
+    for level in np.unique(x[same_subset]):
+        members = same_subset & (x == level)
+        xs.append(np.array([level]))
+        ys.append(np.array([y[members].mean()]))
+        collapsed += int(members.sum()) if members.sum() > 1 else 0
+    order_x, order_y = np.concatenate(xs), np.concatenate(ys)
+    order = np.argsort(order_x, kind="stable")
+    return order_x[order], order_y[order], collapsed
+
+
+def _strategy_stats(
+    x: np.ndarray, y: np.ndarray, same_subset: np.ndarray, better_up: bool, n_boot: int, seed: int
+) -> dict[str, Any]:
     """Slope, correlations and best level for one strategy's runs (finite x and y)."""
-    levels = np.unique(x)
+    levels, counts = np.unique(x, return_counts=True)
+    low, high = int(counts.min()), int(counts.max())
     out: dict[str, Any] = {"n_runs": int(y.size), "n_levels": int(levels.size)}
+    out["runs_per_level"] = str(low) if low == high else f"{low}-{high}"
     means = np.array([y[x == lv].mean() for lv in levels])
     best = int(np.argmax(means) if better_up else np.argmin(means))
     out.update(best_level=float(levels[best]), best_mean=float(means[best]))
-    if levels.size < 2 or y.size < 3:
+    x, y, out["n_collapsed"] = fit_points(x, y, same_subset)
+    out["n_points"] = int(y.size)
+    if levels.size < MIN_LEVELS:
+        out["missing"] = f"slope needs >= {MIN_LEVELS} degrees, has {levels.size}"
         return out
     fit = bayes_linreg(x, y)
     out.update(slope=fit.slope, slope_sd=fit.slope_sd, intercept=fit.intercept, intercept_sd=fit.intercept_sd)
@@ -95,6 +126,11 @@ def slope_table(
     `Random` strategy of the same model and n: its mean, `delta_vs_random = best_mean - random_mean`, and
     `beats_random`. Runs lacking a score are left out of that score only. Cost O(strategies * scores * n_boot
     * runs).
+
+    Runs of one degree that share one subset whatever the seed (`fit_points`) enter the slope and correlations
+    as one averaged point (`n_points` of `n_runs`; `n_collapsed` runs merged). No slope is fitted below
+    `MIN_LEVELS` degrees; `missing` then says so (and names an absent random baseline), so a table never
+    shows a bare blank. `runs_per_level` is the number of runs per degree (`2` or a range `1-3`).
     """
     scores = list(scores) if scores is not None else score_keys(runs)
     rows = []
@@ -110,13 +146,17 @@ def slope_table(
             for strategy in sort_strategies(by_strategy):
                 members = by_strategy[strategy]
                 xs, ys = _values(members, x), _values(members, score)
+                same = np.array([bool(r.get("subset_independent_of_seed")) for r in members], dtype=bool)
                 ok = np.isfinite(xs) & np.isfinite(ys)
                 if not ok.any():
                     continue
-                stats = _strategy_stats(xs[ok], ys[ok], better_up, n_boot, seed)
+                stats = _strategy_stats(xs[ok], ys[ok], same[ok], better_up, n_boot, seed)
                 stats["random_mean"] = random_mean
                 if strategy == "Random":
                     stats["best_level"] = NAN  # random ignores the level; a "best" one would be noise
+                    stats.pop("missing", None)  # nor does it have a slope to miss
+                elif not math.isfinite(random_mean):
+                    stats["missing"] = "; ".join(filter(None, [stats.get("missing"), "no finished random run"]))
                 if strategy != "Random" and math.isfinite(random_mean):
                     delta = stats["best_mean"] - random_mean
                     stats["delta_vs_random"] = delta

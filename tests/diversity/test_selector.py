@@ -93,12 +93,12 @@ def test_selection_contract(medium, fill):
         sel = selector.select(medium, 120, level, seed=7)
         assert len(sel.indices) == 120
         assert np.all(np.diff(sel.indices) > 0)  # sorted and unique
-        assert sel.k == sel.info["k_target"]  # every kept type covered
+        assert sel.k == sel.k_target == sel.info["k_target"]  # n = 120 covers every kept type here
         again = DegreeSelector(fill=fill).select(medium, 120, level, seed=7)
         assert np.array_equal(sel.indices, again.indices)
-        ks.append(sel.info["k_target"])
+        ks.append(sel.k)
     assert all(a < b for a, b in zip(ks, ks[1:], strict=False))
-    assert ks[0] == sel.k_min and ks[-1] == sel.k_max
+    assert ks[0] == sel.k_min and ks[-1] == sel.k_max == sel.info["k_pool"]  # 120 samples reach every type
     other = selector.select(medium, 120, 0.5, seed=8)
     assert not np.array_equal(other.indices, selector.select(medium, 120, 0.5, seed=7).indices)
 

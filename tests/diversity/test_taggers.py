@@ -1,4 +1,5 @@
-"""Taggers: YAKE keyphrases, LLM reply parsing against a scripted local endpoint, JSONL alignment."""
+"""Taggers: embedding-ranked intent tags, YAKE keyphrases, LLM reply parsing against a scripted local endpoint,
+JSONL alignment."""
 
 from __future__ import annotations
 
@@ -7,7 +8,63 @@ import json
 import pytest
 from helpers import chat_server
 
-from diversity.taggers import JsonlTagger, KeywordTagger, LLMTagger, parse_tags
+from diversity.taggers import IntentTagger, JsonlTagger, KeywordTagger, LLMTagger, parse_tags
+from diversity.taggers.intent import detect_language, load_vocabulary
+
+
+@pytest.fixture(scope="module")
+def intent_tags():
+    texts = [
+        "Write a Python function that reverses a linked list.",
+        "Translate this paragraph into French, please.",
+        "Continue",
+        "Give me a recipe for a vegan chocolate cake.",
+        "Summarize the following article in three bullet points.",
+        "여행 계획을 세워 주세요. 서울에서 부산까지 가는 가장 좋은 방법은?",
+        "",
+    ]
+    return IntentTagger(progress=False).tag(texts)
+
+
+def test_intent_tagger_gives_intent_and_domain_tags(intent_tags):
+    code, translate, cont, cake, summary, korean, empty = intent_tags
+    assert "python programming" in code and {"code generation", "data structures"} & set(code)
+    assert "translation" in translate[:2]
+    assert cont[0] == "continuation request"  # no keyphrase exists here; an intent does
+    assert "food and cooking" in cake and summary[0] == "summarization"
+    assert korean[0] == "korean language" and empty == []
+    vocabulary = {tag for tag, _ in load_vocabulary()} | {"korean language"}
+    assert all(3 <= len(t) <= 5 and set(t) <= vocabulary and len(set(t)) == len(t) for t in intent_tags[:-1])
+
+
+def test_intent_vocabulary_file_errors_and_cache_key(tmp_path):
+    custom = tmp_path / "tags.txt"
+    custom.write_text("# mine\ncooking | recipe, bake\ncoding | python\nsport\n")
+    assert load_vocabulary(custom) == [("cooking", ["recipe", "bake"]), ("coding", ["python"]), ("sport", [])]
+    tagger = IntentTagger(vocabulary_file=str(custom), min_tags=1, max_tags=2, progress=False)
+    assert tagger.tag(["How do I bake bread?"])[0][0] == "cooking"
+    before = tagger.cache_key()
+    custom.write_text("cooking | recipe\n")
+    assert tagger.cache_key() != before  # the vocabulary is part of the key
+    custom.write_text("a | x\n\nb\nA | y\n")
+    with pytest.raises(ValueError, match=r"tags\.txt, line 4: duplicate tag 'a'"):
+        load_vocabulary(custom)
+    with pytest.raises(ValueError, match="min_tags <= max_tags"):
+        IntentTagger(min_tags=4, max_tags=3)
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("¿Qué es la fotosíntesis y por qué es importante para las plantas?", "spanish language"),
+        ("Какая аудитория у сайта", "russian language"),
+        ("Pourquoi le ciel est bleu et pas vert pour nous?", "french language"),
+        ("What is the capital of France and why is it there?", None),
+        ("", None),
+    ],
+)
+def test_detect_language(text, language):
+    assert detect_language(text) == language
 
 
 def test_keyword_tagger_gives_few_lowercase_relevant_tags():

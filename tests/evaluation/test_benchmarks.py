@@ -82,3 +82,65 @@ def test_unknown_benchmark_and_missing_sources_fail_clearly(tmp_path):
         load_benchmark("arena_hard", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="neither a local path nor a Hub dataset id"):
         load_benchmark("alpaca_eval", str(tmp_path / "missing" / "file.json"))
+
+
+def _write_jsonl(path, rows) -> str:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return str(path)
+
+
+def test_custom_benchmark_reads_configured_fields(tmp_path):
+    rows = [
+        {"qid": "a", "instruction": "Say hi.", "output": "Hi!", "gpt": "Hello there."},
+        {"qid": 7, "instruction": "Count to 3.", "output": None},
+    ]
+    source = _write_jsonl(tmp_path / "mine.jsonl", rows)
+    fields = {"prompt": "instruction", "reference": "output", "baseline": "gpt", "id": "qid"}
+    items = load_benchmark("my_prompts", source, kind="custom", fields=fields)
+    assert [(i.id, i.prompt, i.reference) for i in items] == [("a", "Say hi.", "Hi!"), ("7", "Count to 3.", None)]
+    assert items[0].meta == {"baseline": "Hello there."} and items[1].meta == {}
+    assert [
+        i.id for i in load_benchmark("my_prompts", source, kind="custom", fields=fields, require_reference=True)
+    ] == ["a"]
+    # Default field names, a JSON array, no ids: the row number is the id; the name `custom` implies the kind.
+    array = tmp_path / "plain.json"
+    array.write_text(json.dumps([{"prompt": f"p{i}", "reference": f"r{i}"} for i in range(5)]))
+    items = load_benchmark("custom", str(array), limit=2, seed=0)
+    assert len(items) == 2 and all(i.prompt == f"p{i.id}" and i.reference == f"r{i.id}" for i in items)
+
+
+@pytest.mark.parametrize(
+    "content, fields, message",
+    [
+        ('{"prompt": "a"}\n{"text": "b"}\n', None, r"bad\.jsonl: line 2: missing field 'prompt'"),
+        ('{"prompt": "a"}\n{"prompt": "  "}\n', None, r"line 2: field 'prompt' is empty"),
+        ('{"prompt": "a", "reference": 3}\n', None, r"line 1: field 'reference' must be text, got int"),
+        ('{"q": "a", "id": 1}\n{"q": "b", "id": 1}\n', {"prompt": "q"}, r"line 2: field 'id': id '1' repeats line 1"),
+        ('{"prompt": "a"}\n["b"]\n', None, r"line 2: expected an object with a 'prompt' field, got list"),
+        ('{"prompt": "a"}\n{"prompt": \n', None, r"line 2: invalid JSON"),
+        ("", None, r"bad\.jsonl"),
+        ('{"prompt": "a"}\n', {"answer": "x"}, r"unknown fields \['answer'\]"),
+        ('{"prompt": "a"}\n', {"prompt": None}, r"fields\.prompt must name the prompt field"),
+    ],
+)
+def test_custom_benchmark_bad_files_name_file_row_and_field(tmp_path, content, fields, message):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=message):
+        load_benchmark("custom", str(path), fields=fields)
+
+
+def test_custom_json_array_rows_are_named_by_row(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps([{"prompt": "a"}, {"prompt": 5}]))
+    with pytest.raises(ValueError, match=r"bad\.json: row 1: field 'prompt' must be text, got int"):
+        load_benchmark("custom", str(path))
+
+
+def test_custom_fields_and_kinds_are_checked(tmp_path):
+    with pytest.raises(ValueError, match="fields apply to kind 'custom' only"):
+        load_benchmark("mtbench", fields={"prompt": "q"})
+    with pytest.raises(ValueError, match="kind: custom"):
+        load_benchmark("my_prompts", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="custom benchmark not found"):
+        load_benchmark("custom", str(tmp_path / "missing.jsonl"))

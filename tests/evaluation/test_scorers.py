@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
 import pytest
 
 from core.generate import generate, load_jsonl
 from evaluation.runner import build_scorers, evaluate
+from evaluation.scorers.base import EvalContext
 from evaluation.scorers.generation_stats import distinct_n
-from evaluation.scorers.ifbench import check_item, load_registry
+from evaluation.scorers.ifbench import IFBenchScorer, check_item, load_registry, loose_variants
 from evaluation.scorers.reference_loss import reference_nll
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
@@ -37,6 +40,42 @@ def test_ifbench_checkers_run_offline():
     assert check_item(registry, "p", rule, kwargs, "   ") == [False]
     # Sentence-based rules use the offline splitter (no NLTK download).
     assert check_item(registry, "p", ["sentence:keyword"], [{"word": "apple", "N": 2}], "One. An apple now.") == [True]
+
+
+def test_ifbench_loose_variants_follow_ifeval():
+    registry = load_registry()
+    answer = "Intro with 4 items.\nI have 1 cat, 2 dogs and 3 fish."
+    assert check_item(registry, "p", ["count:numbers"], [{"N": 3}], answer) == [False]
+    assert check_item(registry, "p", ["count:numbers"], [{"N": 3}], answer, loose=True) == [True]
+    assert loose_variants("*a*\nb\nc") == ["*a*\nb\nc", "b\nc", "*a*\nb", "b", "a\nb\nc", "b\nc", "a\nb", "b"]
+
+
+def test_ifbench_counts_checker_errors_as_failures(tmp_path):
+    """words:start_verb needs a part-of-speech tagger, which is missing offline: that prompt fails, not vanishes."""
+    rows = [
+        {"key": 1, "prompt": "Give 3 numbers.", "instruction_id_list": ["count:numbers"], "kwargs": [{"N": 3}]},
+        {"key": 2, "prompt": "Start with a verb.", "instruction_id_list": ["words:start_verb"], "kwargs": [{}]},
+        {
+            "key": 3,
+            "prompt": "Both.",
+            "instruction_id_list": ["count:numbers", "words:start_verb"],
+            "kwargs": [{"N": 3}, {}],
+        },
+    ]
+    source = tmp_path / "ifbench.jsonl"
+    source.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    ctx = EvalContext(model=None, tokenizer=None, run_dir=tmp_path, benchmarks={})
+    scorer = IFBenchScorer(limit=None, source=str(source))
+    ctx.items("ifbench", source=str(source), limit=None)
+    ctx._generations["ifbench"] = ["1, 2 and 3.", "Run!", "Intro 9.\n1, 2 and 3."]  # answers already generated
+    scores = scorer.score(ctx)
+    assert scores["eval/ifbench/n"] == 3 and scores["eval/ifbench/n_instructions"] == 4
+    assert scores["eval/ifbench/checker_errors"] == 2
+    assert scores["eval/ifbench/prompt_accuracy"] == pytest.approx(1 / 3)  # the errored prompts count as failed
+    assert scores["eval/ifbench/instruction_accuracy"] == pytest.approx(1 / 4)
+    assert scores["eval/ifbench/instruction_accuracy_loose"] == pytest.approx(2 / 4)  # item 3 without line 1
+    assert scores["eval/ifbench/prompt_accuracy_loose"] == pytest.approx(1 / 3)
+    assert math.isnan(scores["eval/ifbench/hit_cap"])  # not generated here
 
 
 def test_configs_build_the_documented_scorers():
@@ -84,6 +123,13 @@ def test_reference_loss_prefers_fluent_answers(eval_model_and_tokenizer):
 @pytest.mark.slow
 def test_evaluate_offline_default_end_to_end(eval_model_and_tokenizer, tmp_path):
     model, tokenizer = eval_model_and_tokenizer
+    custom = tmp_path / "mine.jsonl"
+    custom.write_text(
+        json.dumps({"instruction": "Say hello.", "output": "Hello!"})
+        + "\n"
+        + json.dumps({"instruction": "Write a long story about a dragon.", "output": "Once upon a time..."})
+        + "\n"
+    )
     cfg = _eval_config(
         "offline",
         [
@@ -91,6 +137,7 @@ def test_evaluate_offline_default_end_to_end(eval_model_and_tokenizer, tmp_path)
             "eval.generation.max_new_tokens=12",
             "eval.ifbench.limit=2",
             "eval.generation_stats.embedder=null",
+            f"+eval.benchmarks.custom={{source: '{custom}', fields: {{prompt: instruction, reference: output}}}}",
         ],
     )
     scores, tables = evaluate(cfg, model, tokenizer, tmp_path, progress=False)
@@ -99,11 +146,21 @@ def test_evaluate_offline_default_end_to_end(eval_model_and_tokenizer, tmp_path)
         "eval/generation_stats/mtbench_mean_length",
         "eval/generation_stats/mtbench_distinct_2",
         "eval/ifbench/prompt_accuracy",
+        "eval/ifbench/prompt_accuracy_loose",
+        "eval/reference_loss/custom_loss",
+        "eval/generation_stats/custom_mean_length",
     ):
         assert key in scores, key
     assert 0 < scores["eval/reference_loss/mtbench_loss"] < 10
     assert 0 < scores["eval/generation_stats/mtbench_mean_length"] <= 12
     assert "eval/generation_stats/mtbench_similarity" not in scores
+    # A story in 12 tokens is cut: the cap shows; the share is counted from the generated token counts.
+    rows = load_jsonl(tmp_path / "generations" / "custom.jsonl")
+    assert rows[1]["tokens"] == 12 and scores["eval/generation_stats/custom_hit_cap"] >= 0.5
+    assert (
+        scores["eval/ifbench/hit_cap"]
+        == sum(r["tokens"] >= 12 for r in load_jsonl(tmp_path / "generations" / "ifbench.jsonl")) / 2
+    )
     rows = load_jsonl(tmp_path / "generations" / "mtbench.jsonl")
     assert len(rows) == 2 and all(r["generation"] and r["reference"] for r in rows)
     assert len(load_jsonl(tmp_path / "generations" / "ifbench.jsonl")) == 2

@@ -37,3 +37,91 @@ def test_whole_model_trains_in_train_mode_and_learns(tiny_model_dir, tokenizer, 
     assert module.train_losses_[-1] < module.train_losses_[0]
     trainable = [n for n, p in module.model.named_parameters() if p.requires_grad]
     assert all("lora_" in n for n in trainable) == lora and trainable
+
+
+def _fit(module: SFTModule, batches: list, steps: int, **trainer_kwargs) -> SFTModule:
+    trainer = L.Trainer(
+        max_steps=steps,
+        accelerator=trainer_kwargs.pop("accelerator", "cpu"),
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        **trainer_kwargs,
+    )
+    trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(batches, batch_size=None))
+    return module
+
+
+def _module(model_dir, **kwargs) -> SFTModule:
+    torch.manual_seed(0)
+    return SFTModule(
+        str(model_dir),
+        lora={"enabled": True, "r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]},
+        optimizer=lambda params, **kw: torch.optim.AdamW(params, lr=1e-2, **kw),
+        **kwargs,
+    )
+
+
+def _batches(tokenizer) -> list:
+    pairs = [("2+2?", "4, of course."), ("Capital of France?", "Paris, on the Seine."), ("Hi", "Hello!")]
+    examples = [encode_pair(tokenizer, q, a, 64) for q, a in pairs]
+    return [PadCollator(tokenizer.pad_token_id)(examples), PadCollator(tokenizer.pad_token_id)(examples[:2])]
+
+
+def test_chunked_and_standard_loss_train_the_same(tiny_model_dir, tokenizer):
+    """The `chunked_loss` switch changes memory, not the optimisation: same losses step by step."""
+    chunked = _fit(_module(tiny_model_dir, chunked_loss=True, loss_chunk_size=7), _batches(tokenizer), 4)
+    standard = _fit(_module(tiny_model_dir, chunked_loss=False), _batches(tokenizer), 4)
+    assert chunked.train_losses_ == pytest.approx(standard.train_losses_, abs=1e-5)
+
+
+def test_fused_adamw_switch_builds_a_fused_optimizer_that_trains(tiny_model_dir, tokenizer):
+    module = _fit(_module(tiny_model_dir, fused_adamw=True), _batches(tokenizer), 4)
+    assert module.trainer.optimizers[0].defaults["fused"] is True
+    assert module.train_losses_[-1] < module.train_losses_[0]
+
+
+def test_model_config_switches_compose_into_the_module(tmp_path):
+    from helpers import ROOT
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.utils import instantiate
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(
+            "config",
+            overrides=[
+                f"paths.output_dir={tmp_path}",
+                "model=full",
+                "model.fused_adamw=true",
+                "model.compile=true",
+                "model.chunked_loss=false",
+                "model.attn_implementation=eager",
+                "trainer=gpu",
+            ],
+        )
+    GlobalHydra.instance().clear()
+    module = instantiate(cfg.model, _convert_="all")
+    assert (module.fused_adamw, module.compile_model, module.chunked_loss) == (True, True, False)
+    assert module.attn_implementation == "eager" and not module.lora["enabled"]
+    assert cfg.trainer.precision == "bf16-mixed"
+
+
+@pytest.mark.slow
+def test_compiled_decoder_gives_the_eager_loss(tiny_model_dir, tokenizer):
+    """torch.compile in place: same losses, and checkpoint keys without `_orig_mod`."""
+    compiled = _fit(_module(tiny_model_dir, compile=True), _batches(tokenizer), 2)
+    eager = _fit(_module(tiny_model_dir), _batches(tokenizer), 2)
+    assert compiled.train_losses_ == pytest.approx(eager.train_losses_, abs=1e-4)
+    assert not any("_orig_mod" in k for k in compiled.state_dict())
+
+
+@pytest.mark.gpu
+def test_bf16_mixed_training_on_gpu_matches_fp32_losses(tiny_model_dir, tokenizer):
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    bf16 = _fit(_module(tiny_model_dir), _batches(tokenizer), 2, accelerator="gpu", precision="bf16-mixed")
+    fp32 = _fit(_module(tiny_model_dir), _batches(tokenizer), 2, accelerator="gpu", precision="32-true")
+    assert bf16.train_losses_ == pytest.approx(fp32.train_losses_, abs=5e-2)

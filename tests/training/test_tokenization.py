@@ -1,5 +1,7 @@
-from core.prompting import prompt_text
-from training.tokenization import IGNORE_INDEX, PadCollator, encode_pair
+import pytest
+
+from core.prompting import encode_content, encode_prompt, prompt_text
+from training.tokenization import IGNORE_INDEX, PadCollator, encode_pair, encode_pairs
 
 
 def test_labels_cover_exactly_the_response_and_closing_eos(tokenizer):
@@ -31,12 +33,90 @@ def test_collator_pads_by_mask_not_by_id(tokenizer):
     assert batch["labels"][0, n - 2] == tokenizer.eos_token_id or batch["labels"][0, n - 1] != IGNORE_INDEX
 
 
-def test_packing_keeps_every_token_and_label_in_order(tokenizer):
-    from training.tokenization import pack
+def _answer(item: dict[str, list[int]]) -> list[int]:
+    return [x for x in item["labels"] if x != IGNORE_INDEX]
 
-    examples = [encode_pair(tokenizer, f"question {i}", "answer " * (i + 1), 64) for i in range(6)]
-    packed = pack(examples, max_length=256)
-    assert len(packed) < len(examples)
-    assert all(len(p["input_ids"]) <= 256 for p in packed)
-    assert sum((p["input_ids"] for p in packed), []) == sum((e["input_ids"] for e in examples), [])
-    assert sum((p["labels"] for p in packed), []) == sum((e["labels"] for e in examples), [])
+
+def test_a_cut_response_is_not_trained_to_stop(tokenizer):
+    """A response cut at max_length ends where it was cut: no <|im_end|>, no post-template, nothing wasted."""
+    item = encode_pair(tokenizer, "Tell me a story", "Once upon a time " * 100, max_length=64)
+    answer = _answer(item)
+    assert len(item["input_ids"]) == 64
+    assert tokenizer.eos_token_id not in answer
+    assert tokenizer.decode(answer).startswith("Once upon a time Once upon")
+    fits = encode_pair(tokenizer, "Tell me a story", "Once upon a time.", max_length=64)
+    assert tokenizer.eos_token_id in _answer(fits)  # a whole response still closes its turn
+
+
+def test_a_short_response_leaves_its_room_to_the_instruction(tokenizer):
+    item = encode_pair(tokenizer, "word " * 500, "Done.", max_length=64)
+    assert len(item["input_ids"]) == 64
+    assert tokenizer.decode(_answer(item)).startswith("Done.") and tokenizer.eos_token_id in _answer(item)
+
+
+def test_truncation_stats_count_what_was_cut(tokenizer):
+    items, stats = encode_pairs(
+        tokenizer,
+        ["Say hi", "word " * 500, "Tell me a story"],
+        ["Hi.", "Done.", "Once upon a time " * 100],
+        max_length=64,
+    )
+    block = stats.as_dict()
+    assert (block["n"], block["n_cut"], block["n_instruction_cut"], block["n_response_cut"]) == (3, 2, 1, 1)
+    assert block["share_cut"] == pytest.approx(2 / 3)
+    full = sum(len(encode_content(tokenizer, t)) for t in ["Say hi", "word " * 500, "Tell me a story"])
+    full += sum(len(encode_content(tokenizer, t)) for t in ["Hi.", "Done.", "Once upon a time " * 100])
+    assert block["tokens_total"] == full and 0 < block["tokens_dropped"] < full
+    assert [encode_pair(tokenizer, "Say hi", "Hi.", 64)] == items[:1]
+
+
+LONG = "Summarize the text below. " + "filler words here " * 400 + "What is the main point?"
+
+
+def test_training_and_generation_cut_an_instruction_alike(tokenizer):
+    """One rule: keep the start and the end of the instruction, never cut the chat template."""
+    item = encode_pair(tokenizer, LONG, "It is about filler.", max_length=128)
+    first = next(i for i, x in enumerate(item["labels"]) if x != IGNORE_INDEX)
+    trained_prompt = item["input_ids"][:first]
+    assert encode_prompt(tokenizer, LONG, len(trained_prompt)) == trained_prompt
+    text = tokenizer.decode(trained_prompt)
+    assert text.startswith(prompt_text(tokenizer, "")[:20])  # template start (system prompt) kept
+    assert "Summarize the text below." in text and "What is the main point?" in text
+    assert text.endswith(prompt_text(tokenizer, "x").split("x")[-1])  # ends where the answer starts
+
+
+def test_generation_feeds_the_model_the_cut_prompt(tokenizer, tiny_model_dir):
+    """The prompt the model sees in `generate` is `encode_prompt`'s, left-padded (observed with a forward hook)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from core.generate import generate
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    seen: list[torch.Tensor] = []
+    model.register_forward_pre_hook(lambda mod, args, kwargs: seen.append(kwargs["input_ids"]), with_kwargs=True)
+    generate(model, tokenizer, ["Hi", LONG], max_new_tokens=1, batch_size=2, max_prompt_tokens=80, progress=False)
+    rows = seen[0].tolist()
+    assert rows[1] == encode_prompt(tokenizer, LONG, 80)  # the longer prompt, which fills the batch width
+    short = encode_prompt(tokenizer, "Hi", 80)
+    assert rows[0][-len(short) :] == short
+
+
+@pytest.mark.slow
+def test_runs_report_what_max_length_cuts(tmp_path, tiny_overrides):
+    """selection.json (also in mode=select), metrics.json and the log say how much of the subset was cut."""
+    import json
+
+    from helpers import run_cli
+
+    overrides = [o for o in tiny_overrides if not o.startswith("paths.root=")] + ["data.max_length=48", "logger=none"]
+    for mode in ("select", "train"):
+        result = run_cli(f"mode={mode}", *overrides, f"paths.root={tmp_path / mode}")
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "raise data.max_length" in result.stdout + result.stderr  # most of this subset is cut: a warning
+        (run_dir,) = [p for p in (tmp_path / mode / "runs").iterdir() if p.is_dir()]
+        block = json.loads((run_dir / "selection.json").read_text())["truncation"]
+        assert block["n"] == 24 and block["max_length"] == 48 and block["n_cut"] > 12
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["data/cut_share"] == block["share_cut"] and metrics["data/n_cut"] == block["n_cut"]
+    assert metrics["data/tokens_dropped"] == block["tokens_dropped"] > 0

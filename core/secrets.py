@@ -1,0 +1,116 @@
+"""Keep credentials out of configs, messages, logs and saved files.
+
+A key typed into the config (`+eval.pairwise.judge.api_key=sk-...`) would be written to `config.yaml`,
+`.hydra/`, the W&B config and every log. Keys belong in environment variables whose *name* is configured
+(`api_key_env: OPENAI_API_KEY`). `find_secrets` names the config fields that hold a key, without their values;
+`redact` blanks keys out of any text before it is shown or written; `scrub_file` rewrites a file Hydra already
+wrote with the key in it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+REDACTED = "<redacted>"
+
+# Field names that hold a credential. `max_tokens`, `tokenizer` or `api_key_env` (a variable's NAME) do not match.
+SECRET_FIELD = re.compile(
+    r"(^|_)(api_?key|apikey|access_?key|secret(_?key)?|token|access_token|auth_token|password|passwd|credentials?)$",
+    re.IGNORECASE,
+)
+# Shapes of common API keys; anchored on a non-alphanumeric boundary so paths like `disk-...` never match.
+SECRET_VALUE = re.compile(
+    r"(?<![A-Za-z0-9])("
+    r"sk-[A-Za-z0-9_\-]{16,}"  # OpenAI, Anthropic (sk-ant-...), many OpenAI-compatible hosts
+    r"|hf_[A-Za-z0-9]{20,}"  # Hugging Face
+    r"|gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}"  # GitHub
+    r"|xox[abprs]-[A-Za-z0-9\-]{10,}"  # Slack
+    r"|AKIA[0-9A-Z]{16}"  # AWS access key id
+    r"|AIza[0-9A-Za-z_\-]{30,}"  # Google
+    r"|Bearer\s+[A-Za-z0-9._~+/\-]{8,}=*"  # an Authorization header value
+    r")"
+)
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def looks_like_secret(value: Any) -> bool:
+    """True for a string shaped like a common API key or bearer token."""
+    return isinstance(value, str) and SECRET_VALUE.search(value) is not None
+
+
+def _is_set(value: Any) -> bool:
+    return value not in (None, "", False) and not (isinstance(value, str) and value.strip() in ("", "???"))
+
+
+def find_secrets(cfg: Any, prefix: str = "") -> list[str]:
+    """Dotted paths of config entries that hold a credential (never the values themselves).
+
+    A field named like a credential (api_key, token, password, secret ...) with a value, or any string shaped
+    like an API key, counts. `*_env` fields must name an environment variable and so never count by name.
+    """
+    found: list[str] = []
+    if isinstance(cfg, Mapping):
+        items: Iterable[tuple[str, Any]] = ((str(k), v) for k, v in cfg.items())
+    elif isinstance(cfg, (list, tuple)):
+        items = ((str(i), v) for i, v in enumerate(cfg))
+    else:
+        return [prefix.rstrip(".")] if looks_like_secret(cfg) else []
+    for key, value in items:
+        path = f"{prefix}{key}"
+        if isinstance(value, (Mapping, list, tuple)):
+            found.extend(find_secrets(value, f"{path}."))
+        elif looks_like_secret(value) or (
+            SECRET_FIELD.search(key) and not key.endswith("_env") and _is_set(value) and not isinstance(value, bool)
+        ):
+            found.append(path)
+    return found
+
+
+def secret_values(cfg: Any, paths: Iterable[str]) -> list[str]:
+    """The string values at `paths` (as found by `find_secrets`), for `redact`; never show them."""
+    values = []
+    for path in paths:
+        node = cfg
+        for part in path.split("."):
+            node = node[int(part)] if isinstance(node, (list, tuple)) else node[part]
+        if isinstance(node, (str, int, float)) and str(node):
+            values.append(str(node))
+    return values
+
+
+def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
+    """`text` with every key-shaped string and every given secret replaced by `<redacted>`."""
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return SECRET_VALUE.sub(REDACTED, text)
+
+
+def check_env_name(name: str | None, field: str = "api_key_env") -> str | None:
+    """A problem with `name` as an environment variable name, worded so that a pasted key is never echoed."""
+    if name is None:
+        return None
+    if looks_like_secret(name) or not ENV_NAME.match(str(name)):
+        return (
+            f"{field} must be the NAME of an environment variable (e.g. OPENAI_API_KEY), but its value is not a "
+            "variable name (it looks like a key itself; not shown): export the key and set the variable's name"
+        )
+    return None
+
+
+def scrub_file(path: str | Path, secrets: Iterable[str]) -> bool:
+    """Rewrite `path` with the secrets (and key-shaped strings) redacted; True if it held any."""
+    from core.cache import atomic_write
+
+    path = Path(path)
+    if not path.is_file():
+        return False
+    text = path.read_text(encoding="utf-8", errors="replace")
+    clean = redact(text, secrets)
+    if clean == text:
+        return False
+    with atomic_write(path) as fh:
+        fh.write(clean)
+    return True

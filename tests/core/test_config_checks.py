@@ -1,0 +1,103 @@
+"""validate_config rejects every bad setting at once, before a pool is loaded or a model trained."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.config_checks import COMPONENTS, SELECTOR_RULES, ConfigError, validate_config
+from diversity.pools import COMPONENTS as POOL_COMPONENTS
+from diversity.selectors.degree import FILL_MODES
+
+
+def config(**changes) -> dict:
+    cfg = {
+        "mode": "train",
+        "diversity": {"n": 10, "level": 0.5, "match_length": {"enabled": False}},
+        "data": {"heldout_size": 8, "max_samples": None},
+        "strategy": {
+            "_target_": "diversity.strategy.Strategy",
+            "name": "micro_response",
+            "component": "response",
+            "extractor": {"_target_": "diversity.extractors.micro.MicroExtractor", "min_count": 2},
+            "selector": {"_target_": "diversity.selectors.DegreeSelector", "fill": "balanced"},
+        },
+        "model": {"name_or_path": "/no/such/model"},
+        "eval": {"enabled": False, "pairwise": None},
+    }
+    for path, value in changes.items():
+        node = cfg
+        *parents, leaf = path.split("__")
+        for key in parents:
+            node = node[key]
+        node[leaf] = value
+    return cfg
+
+
+def problems(cfg: dict) -> list[str]:
+    try:
+        validate_config(cfg, check_assets=False)
+    except ConfigError as err:
+        return err.problems
+    return []
+
+
+def test_a_valid_config_passes():
+    assert problems(config()) == []
+
+
+@pytest.mark.parametrize(
+    "changes, expected",
+    [
+        ({"diversity__level": -1}, "diversity.level=-1"),
+        ({"diversity__level": "high"}, "diversity.level='high'"),
+        ({"diversity__n": 0}, "diversity.n=0"),
+        ({"diversity__n": 2.5}, "diversity.n=2.5"),
+        ({"data__max_samples": 12}, "n=10 were requested but data.max_samples=12"),
+        ({"data__heldout_size": -1}, "data.heldout_size=-1"),
+        ({"strategy__component": "title"}, "strategy.component='title'"),
+        ({"strategy__selector__fill": "even"}, "strategy.selector.fill='even'"),
+        ({"strategy__selector__fil": "random"}, "DegreeSelector has no parameter 'fil'"),
+        ({"strategy__selector___target_": "diversity.selectors.Nope"}, "cannot be imported"),
+        ({"strategy__extractor__min_cnt": 2}, "MicroExtractor has no parameter 'min_cnt'"),
+        ({"diversity__match_length": {"enabled": True, "min_tokens": 400, "max_tokens": 200}}, "match_length"),
+    ],
+)
+def test_each_bad_setting_is_named(changes, expected):
+    found = problems(config(**changes))
+    assert len(found) == 1 and expected in found[0], found
+
+
+def test_all_problems_are_reported_in_one_error():
+    with pytest.raises(ConfigError) as err:
+        validate_config(config(diversity__level=-1, diversity__n=0, strategy__selector__fill="x"), check_assets=True)
+    message = str(err.value)
+    assert "4 problems" in message
+    for part in ("diversity.level=-1", "diversity.n=0", "strategy.selector.fill", "model '/no/such/model'"):
+        assert part in message
+
+
+def test_judge_is_checked_before_training(monkeypatch):
+    monkeypatch.delenv("H7_UNSET_KEY", raising=False)
+    judge = {"backend": "openai", "base_url": "http://127.0.0.1:8000/v1", "model": "m", "api_key_env": "H7_UNSET_KEY"}
+    cfg = config(eval={"enabled": True, "pairwise": {"enabled": True, "judge": judge}})
+    assert any("'H7_UNSET_KEY' is not set" in p for p in problems(cfg))
+    monkeypatch.setenv("H7_UNSET_KEY", "x")
+    assert problems(cfg) == []
+    assert problems({**cfg, "mode": "select"}) == []  # select mode never judges
+    judge.update(base_url="127.0.0.1:8000", temprature=0)
+    assert len(problems(cfg)) == 2
+
+
+def test_a_key_in_any_api_key_env_is_refused_unechoed():
+    key = "sk-abcdefghijklmnopqrstuvwxyz012345"
+    cfg = config()
+    cfg["strategy"]["extractor"]["tagger"] = {"api_key_env": key}
+    cfg["strategy"]["extractor"]["_target_"] = "diversity.extractors.meso.MesoExtractor"
+    found = problems(cfg)
+    assert any("strategy.extractor.tagger.api_key_env" in p for p in found) and key not in str(found)
+
+
+def test_rules_agree_with_the_selectors():
+    assert tuple(POOL_COMPONENTS) == COMPONENTS
+    accepts, _ = SELECTOR_RULES["DegreeSelector"]["fill"]
+    assert all(accepts(mode) for mode in FILL_MODES) and not accepts("other")

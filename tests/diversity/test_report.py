@@ -1,0 +1,44 @@
+"""The end-of-job summary reads selection.json: k achieved vs target, and warnings for what differs from the ask."""
+
+from __future__ import annotations
+
+from diversity.report import selection_facts, selection_warnings
+
+FULL = {
+    "strategy": "micro_response",
+    "k": 180,
+    "k_target": 200,
+    "k_min": 40,
+    "k_max": 400,
+    "pool": {"size": 2000, "selectable": 1900, "empty": 3, "too_long": 0, "duplicates": 41, "decontaminated": 7},
+    "decontamination": {"total": 7},
+    "truncation": {"share_cut": 0.25, "max_length": 256},
+    "info": {"n_distinct_k": 4, "n_typeless": 600, "candidate_pool_size": 900},
+}
+
+
+def test_facts_show_target_and_achieved_k_range_and_pool_accounting():
+    facts = selection_facts(FULL)
+    assert facts["k (achieved / target)"] == "180 / 200"
+    assert facts["k range (k_min..k_max)"] == "40..400"
+    assert facts["pool (pairs / selectable)"] == "2000 / 1900"
+    assert facts["dropped pool rows"] == "empty 3, duplicates 41"
+    assert facts["decontaminated (copies of benchmark prompts)"] == "7"
+
+
+def test_warnings_name_each_problem():
+    warnings = selection_warnings(FULL)
+    assert len(warnings) == 4
+    assert warnings[0] == "achieved k=180 misses the target k=200 (-10.0%)"
+    assert warnings[1].startswith("the 7 paper degrees reach only 4 distinct k in 40..400")
+    assert warnings[2].startswith("600 of 1900 candidates (32%) carry no micro_response type")
+    assert warnings[3].startswith("25% of the subset's samples are cut at data.max_length=256")
+
+
+def test_older_or_random_selections_degrade_gracefully():
+    random = {"strategy": "random", "k": None, "k_min": None, "pool": {"size": 10}, "info": {}}
+    assert selection_facts(random) == {"pool (pairs / selectable)": "10 / ?"}
+    assert selection_warnings(random) == []
+    assert selection_warnings({}) == [] and selection_facts({}) == {}
+    close = {**FULL, "k": 199, "truncation": {"share_cut": 0.05}, "info": {"n_distinct_k": 7}}
+    assert selection_warnings(close) == []  # within 0.5% of target, all degrees distinct, few cuts
