@@ -230,6 +230,8 @@ def model_flops_per_token(model, context: float, full: bool) -> float:
 def worker(args: argparse.Namespace) -> None:
     import torch
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     train, held, pad_id = encoded_data(args)
     run = run_trl if args.worker.startswith("trl") else run_ours
     model, clock, losses = run(args, args.worker, train, pad_id)
@@ -262,6 +264,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--peak-tflops", type=float, default=None, help="accelerator bf16 dense peak (MFU)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 is steadier on a busy box)")
     parser.add_argument("--workdir", default="/tmp/bench_train")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
@@ -287,7 +290,7 @@ def main() -> None:
 def print_table(results: dict[str, list[dict]], args: argparse.Namespace) -> None:
     print(
         f"\n{args.samples} pairs, max_length {args.max_length}, batch {args.batch_size}, {args.steps} steps, "
-        f"{args.repeats} alternating repeat(s), device {args.device}"
+        f"{args.repeats} alternating repeat(s), device {args.device}, threads {args.threads or 'default'}"
     )
     print(f"{'mode':<14}{'real tok/s':>12}{'peak RSS GB':>13}{'eval loss':>11}{'train loss':>12}")
     best: dict[str, float] = {}

@@ -71,7 +71,9 @@ def subset_embeddings(
     known_rows, known_vectors = _read_shards(shard_dir, wanted)
     missing = np.setdiff1d(wanted, known_rows)
     if len(missing):
-        log.info("embedding %d of %d subset texts (the others are cached from earlier runs)", len(missing), len(rows))
+        log.info(
+            "embedding %d of %d subset texts (%d cached by earlier runs)", len(missing), len(rows), len(known_rows)
+        )
         vectors = embed([pool_texts[i] for i in missing], model, batch_size, max_seq_length, progress=progress)
         _write_shard(shard_dir, key, missing, vectors)
         known_rows = np.concatenate([known_rows, missing])

@@ -103,3 +103,18 @@ def test_packed_training_loss_matches_unpacked_through_the_module(tiny_model_dir
         plain_sum, plain_n = module.loss_sum(PadCollator(tokenizer.pad_token_id)(examples))
     assert packed_n == plain_n
     torch.testing.assert_close(packed_sum, plain_sum, rtol=1e-6, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_a_packed_run_trains_and_scores_the_unpacked_heldout_set(tiny_overrides, tmp_path):
+    """data.packing=true end to end: packed training batches, padded held-out batches, finite losses."""
+    import json
+    import math
+
+    from helpers import run_cli
+
+    result = run_cli(*tiny_overrides, "data.packing=true", "logger=csv")
+    assert result.returncode == 0, result.stderr[-3000:]
+    (metrics_file,) = (tmp_path / "outputs").rglob("metrics.json")
+    metrics = json.loads(metrics_file.read_text())
+    assert math.isfinite(metrics["heldout/loss"]) and math.isfinite(metrics["train/loss_last"])
