@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 
 PREVIEW = 20
+# Extractor meta copied into every selection's info (see MicroExtractor, MacroExtractor, MesoExtractor).
+EXTRACTOR_FACTS = ("band", "n_samples_without_type", "clustering", "n_noise", "min_topics_used", "types_per_sample")
 
 
 def _save_lengths(lengths: np.ndarray, path: Path) -> None:
@@ -164,6 +166,11 @@ class Strategy:
         # The selector's own facts (its level-dependent candidate pool P_k, its type preview) win.
         if "candidate_pool_size" not in selection.info:
             info["candidate_pool_size"] = len(pool) if candidates is None else len(candidates)
+        # What the extractor decided from this pool (the micro band actually used, how macro clustered, how
+        # many samples got no type), so selection.json shows the setting that shaped the degrees.
+        extractor_facts = {key: types.meta[key] for key in EXTRACTOR_FACTS if key in types.meta}
+        if extractor_facts:
+            info["extractor"] = extractor_facts
         if types.n_types:
             local = selection.indices if candidates is None else np.searchsorted(candidates, selection.indices)
             covered = types.types_of(local)

@@ -56,6 +56,10 @@ def test_degree_strategy_selects_and_describes(pool, tmp_path):
     lengths = count_tokens([pool.responses[i] for i in sel.indices], MODEL, progress=False)
     assert info["mean_response_tokens"] == pytest.approx(lengths.mean())
     assert info["mean_instruction_tokens"] > 0 and info["length_tokenizer"] == MODEL
+    # the band the extractor used on this pool is part of the record (selection.json), not only of the config
+    band = info["extractor"]["band"]
+    assert (band["min_count"], band["max_count"]) == (2, 100)
+    assert info["extractor"]["n_samples_without_type"] >= 0
     assert len(list((tmp_path / "types").iterdir())) == 1  # extracted once, then cached
     again = _micro().select(pool, 20, 0.5, seed=0, cache=cache)
     assert np.array_equal(again.indices, sel.indices)
