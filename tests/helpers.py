@@ -107,3 +107,13 @@ def robustness_pool(name: str):
     if not ALPACA_EVAL.exists():
         pytest.skip(f"{ALPACA_EVAL} not present")
     return load_pool(str(ALPACA_EVAL))
+
+
+def tiny_llama(**overrides):
+    """A randomly initialised 2-layer Llama (seed 0), small enough for a test to train in seconds."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    shape = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4}
+    return LlamaForCausalLM(LlamaConfig(**{**shape, "num_key_value_heads": 2, **overrides}))

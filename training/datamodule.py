@@ -6,7 +6,6 @@ injected by Hydra, so the subset a model trains on is always the one its run dir
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -14,8 +13,9 @@ from typing import Any
 import lightning as L
 import numpy as np
 
-from core.cache import FeatureCache, atomic_write
+from core.cache import FeatureCache
 from diversity.pools import Pool, PoolError, load_pool
+from training.manifest import describe, load_selection, save_selection, update_selection_json, write_subset
 from training.packing import PackedCollator, pack
 from training.tokenization import PadCollator, TruncationStats, encode_pairs
 
@@ -140,7 +140,7 @@ class SFTDataModule(L.LightningDataModule):
         candidates = pool.take(selectable)
         key = {
             "pool": candidates.content_hash,
-            "strategy": _describe(self.strategy),
+            "strategy": describe(self.strategy),
             "n": self.n,
             "level": self.level,
             "seed": self.seed,
@@ -157,8 +157,8 @@ class SFTDataModule(L.LightningDataModule):
                 cache=self.cache,
                 match_length=self.match_length,
             ),
-            _save_selection,
-            _load_selection,
+            save_selection,
+            load_selection,
         )
         self.candidates_ = candidates
         self.subset_indices_ = selectable[np.asarray(selection.indices)]
@@ -196,10 +196,8 @@ class SFTDataModule(L.LightningDataModule):
         return cap
 
     def _write_manifest(self, pool: Pool, selection: Any) -> None:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_write(self.run_dir / "subset.jsonl") as fh:
-            for i in self.subset_indices_:
-                fh.write(json.dumps({"pool_index": int(i), "id": pool.ids[i], "sha256": pool.sample_hash(i)}) + "\n")
+        """`subset.jsonl` and `selection.json` (see `training.manifest`); every count that shapes the study."""
+        write_subset(self.run_dir, pool, self.subset_indices_)
         info = {
             "strategy": getattr(self.strategy, "name", type(self.strategy).__name__),
             "component": getattr(self.strategy, "component", None),
@@ -225,8 +223,7 @@ class SFTDataModule(L.LightningDataModule):
             "heldout": self.heldout_,
             "info": selection.info,
         }
-        with atomic_write(self.run_dir / "selection.json") as fh:
-            json.dump(info, fh, indent=1, default=_jsonable)
+        update_selection_json(self.run_dir, info, fresh=True)
 
     # ---- Lightning hooks -------------------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
@@ -286,10 +283,7 @@ class SFTDataModule(L.LightningDataModule):
                     100 * self.truncation_["share_cut"],
                     stats.tokens_dropped,
                 )
-            path = self.run_dir / "selection.json"
-            info = json.loads(path.read_text()) if path.exists() else {}
-            with atomic_write(path) as fh:
-                json.dump({**info, "truncation": self.truncation_}, fh, indent=1, default=_jsonable)
+            update_selection_json(self.run_dir, {"truncation": self.truncation_})
         return self.truncation_
 
     def train_dataloader(self):
@@ -311,41 +305,3 @@ class SFTDataModule(L.LightningDataModule):
         from torch.utils.data import DataLoader
 
         return DataLoader(self.heldout_set_, batch_size=self.batch_size, collate_fn=self.collate_, num_workers=0)
-
-
-def _describe(obj: Any) -> Any:
-    """A stable description of a configured object for cache keys (class + public init attributes)."""
-    if hasattr(obj, "cache_key"):
-        return obj.cache_key()
-    if isinstance(obj, (str, int, float, bool, type(None))):
-        return obj
-    if isinstance(obj, dict):
-        return {k: _describe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_describe(v) for v in obj]
-    attrs = {k: _describe(v) for k, v in vars(obj).items() if not k.startswith("_") and not k.endswith("_")}
-    return {"class": f"{type(obj).__module__}.{type(obj).__qualname__}", **attrs}
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return str(value)
-
-
-def _save_selection(selection: Any, directory: Path) -> None:
-    from dataclasses import asdict
-
-    payload = asdict(selection)
-    payload["indices"] = [int(i) for i in selection.indices]
-    (directory / "selection.json").write_text(json.dumps(payload, default=_jsonable))
-
-
-def _load_selection(directory: Path) -> Any:
-    from diversity.strategy import Selection
-
-    payload = json.loads((directory / "selection.json").read_text())
-    payload["indices"] = np.asarray(payload["indices"], dtype=np.int64)
-    return Selection(**payload)

@@ -2,25 +2,15 @@
 
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from helpers import tiny_llama
+from transformers import LlamaForCausalLM
 
 from training.loss import linear_cross_entropy, response_loss
 from training.tokenization import IGNORE_INDEX
 
 
 def _tiny_llama(**overrides) -> LlamaForCausalLM:
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=512,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        tie_word_embeddings=True,
-        **overrides,
-    )
-    return LlamaForCausalLM(config)
+    return tiny_llama(vocab_size=512, tie_word_embeddings=True, **overrides)
 
 
 def _batch() -> dict[str, torch.Tensor]:

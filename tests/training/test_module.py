@@ -55,9 +55,9 @@ def _fit(module: SFTModule, batches: list, steps: int, **trainer_kwargs) -> SFTM
 
 def _module(model_dir, **kwargs) -> SFTModule:
     torch.manual_seed(0)
+    kwargs.setdefault("lora", {"enabled": True, "r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]})
     return SFTModule(
         str(model_dir),
-        lora={"enabled": True, "r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]},
         optimizer=lambda params, **kw: torch.optim.AdamW(params, lr=1e-2, **kw),
         **kwargs,
     )
@@ -74,6 +74,18 @@ def test_chunked_and_standard_loss_train_the_same(tiny_model_dir, tokenizer):
     chunked = _fit(_module(tiny_model_dir, chunked_loss=True, loss_chunk_size=7), _batches(tokenizer), 4)
     standard = _fit(_module(tiny_model_dir, chunked_loss=False), _batches(tokenizer), 4)
     assert chunked.train_losses_ == pytest.approx(standard.train_losses_, abs=1e-5)
+
+
+@pytest.mark.parametrize("every_n", [1, 2])
+def test_checkpointing_changes_memory_not_the_optimisation(tiny_model_dir, tokenizer, every_n):
+    """Recomputed activations (LoRA dropout replayed) train exactly as stored ones: the frozen base layers must
+    still carry gradients to the adapters, at every checkpointing stride."""
+    lora = {"enabled": True, "r": 4, "alpha": 8, "dropout": 0.1, "target_modules": ["q_proj", "v_proj"]}
+    checkpointed = _fit(_module(tiny_model_dir, gradient_checkpointing=every_n, lora=lora), _batches(tokenizer), 4)
+    stored = _fit(_module(tiny_model_dir, lora=lora), _batches(tokenizer), 4)
+    assert checkpointed.model.is_gradient_checkpointing and not stored.model.is_gradient_checkpointing
+    assert checkpointed.train_losses_ == pytest.approx(stored.train_losses_, abs=1e-5)
+    assert checkpointed.train_losses_[-1] < checkpointed.train_losses_[0]
 
 
 def test_fused_adamw_switch_builds_a_fused_optimizer_that_trains(tiny_model_dir, tokenizer):
