@@ -96,10 +96,12 @@ def run_job(cfg: DictConfig, run_dir, resolved: dict, cfg_hash: str) -> float | 
 
     from core.assets import load_tokenizer
     from core.config_checks import validate_config
+    from core.quiet import one_console_for_lightning
     from diversity.report import describe_subset
     from evaluation.runner import evaluate
     from training import tracking
 
+    one_console_for_lightning()
     validate_config(resolved)  # every problem at once, before the pool is loaded or anything is computed
     L.seed_everything(cfg.seed, workers=True)  # seed=0 is a seed too: never `if cfg.seed`
     run_dir.write_text("config.yaml", OmegaConf.to_yaml(cfg, resolve=True))

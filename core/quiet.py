@@ -7,6 +7,9 @@
 * Lightning's advertising tips ("💡 Tip: ... litlogger / litmodels");
 * peft's "Could not find a config file in pypi:..." when saving an adapter: peft looks the base model up by
   name to check for a resized vocabulary, and cannot resolve this project's `pypi:` asset names (harmless);
+* the second copy of every Lightning log line: the `lightning` package adds its own console handler
+  ("INFO: ...") and still passes each record on to the root logger, where Hydra's console handler prints it
+  again (`one_console_for_lightning`, called once `lightning` is imported);
 * transformers' import-time `print("[INFO] Running in WANDB offline mode")`, which shows even in mode=select
   where nothing is logged to W&B: that one module's import runs with stdout captured, whenever it happens,
   so a job that never imports it pays nothing.
@@ -74,3 +77,12 @@ def quiet_libraries() -> None:
     pending = any(isinstance(f, _SilentImport) for f in sys.meta_path)
     if PRINTS_ON_IMPORT not in sys.modules and not pending:
         sys.meta_path.insert(0, _SilentImport(PRINTS_ON_IMPORT))
+
+
+def one_console_for_lightning() -> None:
+    """Drop the `lightning` package's own console handler when the root logger already prints (Hydra's job
+    logging): each Lightning line then appears once on the console and once in run.log, not twice."""
+    root, logger = logging.getLogger(), logging.getLogger("lightning")
+    if root.hasHandlers() and logger.propagate:
+        for handler in [h for h in logger.handlers if type(h) is logging.StreamHandler]:
+            logger.removeHandler(handler)

@@ -61,6 +61,19 @@ def test_lightning_tips_are_dropped(tmp_path, caplog):
     assert tips() == []
 
 
+def test_lightning_lines_reach_the_console_once():
+    code = (
+        "import logging, sys; logging.basicConfig(stream=sys.stdout, format='root: %(message)s'); import lightning; "
+        "from core.quiet import one_console_for_lightning; log = logging.getLogger('lightning.fabric.utilities.seed'); "
+        "log.info('before'); one_console_for_lightning(); log.info('after')"
+    )
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=cli_env(), capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    console = run.stdout + run.stderr
+    assert console.count("before") == 2  # Lightning's own handler and the root's: the bug this fixes exists
+    assert console.count("after") == 1
+
+
 @pytest.mark.slow
 def test_wandb_offline_print_of_transformers_is_swallowed():
     code = "import transformers.integrations.integration_utils"

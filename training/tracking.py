@@ -44,7 +44,11 @@ def build_logger(logger_cfg: Any, run_id: str | None = None) -> Any:
     os.environ.setdefault("WANDB_SILENT", "true")
     Path(logger_cfg["save_dir"]).mkdir(parents=True, exist_ok=True)
     extra = {"id": run_id, "resume": "allow"} if run_id else {}
-    return instantiate(logger_cfg, **extra)
+    logger = instantiate(logger_cfg, **extra)
+    # Lightning passes anonymous=None, which current wandb answers with a warning that it has no effect.
+    if getattr(logger, "_wandb_init", {}).get("anonymous", False) is None:
+        logger._wandb_init.pop("anonymous")
+    return logger
 
 
 def log_config(logger: Any, resolved: dict[str, Any]) -> None:
