@@ -55,7 +55,8 @@ def iter_token_ids(
     from tqdm.auto import tqdm
 
     starts = range(0, len(texts), batch_size)
-    for start in tqdm(starts, desc="tokenizing", unit="batch", disable=not progress):
+    # One batch takes well under a second: a bar for it is noise.
+    for start in tqdm(starts, desc="tokenizing", unit="batch", disable=not progress or len(starts) < 2):
         batch = [str(t) for t in texts[start : start + batch_size]]
         if tokenizer is None:
             yield [t.split() for t in batch]
