@@ -199,19 +199,11 @@ def mutate_records(rng: random.Random, case: Case, schema: str, container: str) 
         _recount_system(case, turns_key)
     elif name == "user_only":
         keep = [t for t in row[turns_key] if t.get("from", t.get("role")).strip().lower() in ("human", "user")]
-        case.turns -= len(row[turns_key]) - len(keep)
-        row[turns_key] = keep
-        case.pairs = [p for p in case.pairs if p not in lost]
-        case.counts["unanswered_turns"] = len(keep)
-        _recount_system(case, turns_key)
+        _keep_only(case, row, turns_key, keep, lost, "unanswered_turns")
     elif name == "assistant_first":
         keep = [t for t in row[turns_key] if t.get("from", t.get("role")).strip().lower() not in ("human", "user")]
         keep = [t for t in keep if t.get("from", t.get("role")) != "system"]
-        case.turns -= len(row[turns_key]) - len(keep)
-        row[turns_key] = keep
-        case.pairs = [p for p in case.pairs if p not in lost]
-        case.counts["unprompted_turns"] = len(keep)
-        _recount_system(case, turns_key)
+        _keep_only(case, row, turns_key, keep, lost, "unprompted_turns")
     elif name == "unknown_role":
         role = rng.choice(["narrator", "", "critic"])
         turn = next(t for t in row[turns_key] if t.get("from", t.get("role")).strip().lower() in ("human", "user"))
@@ -231,6 +223,15 @@ def mutate_records(rng: random.Random, case: Case, schema: str, container: str) 
         row[turns_key][0] = "hi"
         case.error = f"{where(container, i)}: field '{turns_key}\\[0\\]' is not an object"
     return name
+
+
+def _keep_only(case: Case, row: dict, turns_key: str, keep: list, lost: list, counter: str) -> None:
+    """Cut the conversation down to `keep`, whose turns the reader drops and counts under `counter`."""
+    case.turns -= len(row[turns_key]) - len(keep)
+    row[turns_key] = keep
+    case.pairs = [p for p in case.pairs if p not in lost]
+    case.counts[counter] = len(keep)
+    _recount_system(case, turns_key)
 
 
 def _recount_system(case: Case, turns_key: str) -> None:
