@@ -5,6 +5,11 @@ A key typed into the config (`+eval.pairwise.judge.api_key=sk-...`) would be wri
 (`api_key_env: OPENAI_API_KEY`). `find_secrets` names the config fields that hold a key, without their values;
 `redact` blanks keys out of any text before it is shown or written; `scrub_file` rewrites a file Hydra already
 wrote with the key in it.
+
+Shapes treated as credentials: common key prefixes (`sk-`, `hf_`, `ghp_`, `AKIA`, `Bearer ...`), bare hex keys of 32+
+digits (not inside a path: `snapshots/<sha>/` is a folder), and credentials inside a URL: a user-info part
+(`https://user:pass@host`) or a query parameter named like a key (`?api_key=`, `key=`, `token=`, ...).
+`check_url` refuses such a URL setting and names the environment variable to use instead.
 """
 
 from __future__ import annotations
@@ -31,14 +36,50 @@ SECRET_VALUE = re.compile(
     r"|AKIA[0-9A-Z]{16}"  # AWS access key id
     r"|AIza[0-9A-Za-z_\-]{30,}"  # Google
     r"|Bearer\s+[A-Za-z0-9._~+/\-]{8,}=*"  # an Authorization header value
+    r"|(?=[0-9a-fA-F]*[a-fA-F])(?=[0-9a-fA-F]*[0-9])[0-9a-fA-F]{32,}(?![A-Za-z0-9/])"  # bare hex key, not a folder
     r")"
 )
+_HEX_AFTER_SLASH = re.compile(r"/[0-9a-fA-F]{32,}")  # a hash as a path component (HF snapshots/<sha>)
+_QUERY_KEYS = r"api[_-]?key|apikey|key|token|access[_-]?token|auth[_-]?token|secret|password|passwd|sig|signature"
+# `scheme://user:pass@` or `scheme://token@` (the user-info part of a URL), and `?api_key=...` / `&token=...`
+URL_USERINFO = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^/?#@\s]+)@")
+URL_QUERY_KEY = re.compile(rf"(?P<head>[?&;](?:{_QUERY_KEYS})=)(?P<value>[^&#;\s\"']+)", re.IGNORECASE)
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+def _key_shaped(text: str) -> bool:
+    """A key shape outside a path component (a 32+-hex folder name such as a snapshot sha is not a key)."""
+    return any(not _HEX_AFTER_SLASH.match(text, m.start() - 1) for m in SECRET_VALUE.finditer(text))
+
+
+def url_credentials(value: Any) -> list[str]:
+    """What in `value` is a credential inside a URL: `user-info` and/or the names of key-like query parameters."""
+    if not isinstance(value, str):
+        return []
+    found = ["user-info (user:password@)" for _ in URL_USERINFO.finditer(value)][:1]
+    found += [f"query parameter '{m.group('head')[1:-1]}'" for m in URL_QUERY_KEY.finditer(value)]
+    return found
+
+
 def looks_like_secret(value: Any) -> bool:
-    """True for a string shaped like a common API key or bearer token."""
-    return isinstance(value, str) and SECRET_VALUE.search(value) is not None
+    """True for a string shaped like a common API key, a bearer token or a URL with credentials in it."""
+    return isinstance(value, str) and (_key_shaped(value) or bool(url_credentials(value)))
+
+
+def check_url(url: str | None, field: str = "base_url", env_field: str = "api_key_env") -> str | None:
+    """A problem with a URL setting that carries a credential (never echoing it), pointing to the env variable.
+
+    A URL is saved with the run (`config.yaml`, W&B) and shown in every error about its endpoint, so a key
+    belongs in an environment variable whose name `env_field` gives.
+    """
+    found = url_credentials(url)
+    if not found and not (isinstance(url, str) and _key_shaped(url)):
+        return None
+    what = ", ".join(found) or "a key-shaped string"
+    return (
+        f"{field} holds a credential ({what}; value not shown): remove it from the URL, export the key in an "
+        f"environment variable and give that variable's name as {env_field} (e.g. {env_field}=OPENAI_API_KEY)"
+    )
 
 
 def _is_set(value: Any) -> bool:
@@ -85,7 +126,9 @@ def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
     """`text` with every key-shaped string and every given secret replaced by `<redacted>`."""
     for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
         text = text.replace(secret, REDACTED)
-    return SECRET_VALUE.sub(REDACTED, text)
+    text = URL_USERINFO.sub(lambda m: f"{m.group('head')}{REDACTED}@", text)
+    text = URL_QUERY_KEY.sub(lambda m: f"{m.group('head')}{REDACTED}", text)
+    return SECRET_VALUE.sub(lambda m: m.group(0) if _HEX_AFTER_SLASH.match(text, m.start() - 1) else REDACTED, text)
 
 
 def check_env_name(name: str | None, field: str = "api_key_env") -> str | None:

@@ -13,16 +13,30 @@ line holds marks that disagree (`[[A]] or [[B]]`), the verdict is invalid rather
 
 The judge is any OpenAI-compatible chat endpoint (`core.chat.ChatClient`) or a local Hugging Face model. The
 prompt is a file (`prompts/judge_pairwise.txt` by default, `prompts/judge_arena_hard.txt` for Arena-Hard's
-labels) with `{instruction}`, `{answer_a}` and `{answer_b}`.
+labels) with `{instruction}`, `{answer_a}` and `{answer_b}`, filled by plain one-pass replacement (never
+`str.format` or OmegaConf), so answers and prompts may hold any braces, `${...}`, `%s` or backslashes.
+
+Resuming. Judge calls are the slow and paid part, so with a `cache_path` every reply is appended to a JSON-lines
+verdict cache (`VerdictCache`) as it arrives, keyed by (judge identity, template hash, prompt, both answers,
+order). A rerun after a crash, a kill or an endpoint that gave up sends only the judgements not yet made.
 """
 
 from __future__ import annotations
 
+import hashlib
+import inspect
+import json
+import logging
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+
+from core.progress import Ticker
+
+log = logging.getLogger(__name__)
 
 PROMPTS = Path(__file__).parent / "prompts"
 DEFAULT_TEMPLATE = PROMPTS / "judge_pairwise.txt"
@@ -124,6 +138,82 @@ def outcome(verdict: str | None, model_position: str) -> str | None:
     return "win" if verdict[0] == model_position else "loss"
 
 
+def judge_identity(judge: Any) -> dict[str, Any] | None:
+    """What makes two judges give the same verdict (model and decoding); None when unknown (no caching).
+
+    A judge object of your own may define `cache_id` (any JSON value) to have its verdicts cached.
+    """
+    if hasattr(judge, "cache_id"):
+        return {"cache_id": judge.cache_id}
+    if hasattr(judge, "base_url") and hasattr(judge, "model"):  # core.chat.ChatClient
+        return {"backend": "openai", "model": judge.model, "temperature": judge.temperature, "max": judge.max_tokens}
+    if isinstance(judge, HFJudge):
+        return {"backend": "hf", "model": judge.name_or_path, "max": judge.max_new_tokens}
+    return None
+
+
+class VerdictCache:
+    """An append-only JSON-lines file of judge replies, one `{"key", "raw"}` per line.
+
+    Each reply is appended with one `write` and synced at once, so a killed run keeps every reply it received; a
+    line torn by the kill is skipped (and counted in `torn`) when the file is read back. Reading is O(lines).
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.entries: dict[str, str] = {}
+        self.torn = 0
+        if self.path.is_file():
+            for line in self.path.read_text(encoding="utf-8", errors="replace").splitlines():
+                try:
+                    entry = json.loads(line)
+                    self.entries[entry["key"]] = entry["raw"]
+                except (ValueError, KeyError, TypeError):
+                    self.torn += bool(line.strip())
+        if self.torn:
+            log.warning("verdict cache %s: %d unreadable line(s) skipped (a killed write)", self.path, self.torn)
+
+    @staticmethod
+    def key(identity: Any, template: str, instruction: str, answer_a: str, answer_b: str, order: str) -> str:
+        """SHA-256 over everything the reply depends on."""
+        template_hash = hashlib.sha256(template.encode("utf-8", "surrogatepass")).hexdigest()
+        blob = json.dumps([identity, template_hash, instruction, answer_a, answer_b, order], ensure_ascii=True)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def get(self, key: str) -> str | None:
+        return self.entries.get(key)
+
+    def add(self, key: str, raw: str) -> None:
+        """Append one reply durably (a torn last line from an earlier kill is closed first)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        line = json.dumps({"key": key, "raw": raw}, ensure_ascii=False) + "\n"
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            if os.fstat(fd).st_size and not self._ends_with_newline():
+                line = "\n" + line
+            os.write(fd, line.encode("utf-8", "surrogatepass"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self.entries[key] = raw
+
+    def _ends_with_newline(self) -> bool:
+        with open(self.path, "rb") as fh:
+            fh.seek(-1, os.SEEK_END)
+            return fh.read(1) == b"\n"
+
+
+def _ask(judge: Judge, prompts: list[str], on_answer: Any, chunk: int) -> None:
+    """Send `prompts`, handing each reply to `on_answer(index, raw)`: as it arrives when the judge can stream
+    (`core.chat.ChatClient`), else after each `chunk` of prompts (a local model), so a crash loses little."""
+    if "on_answer" in inspect.signature(judge.complete).parameters:
+        judge.complete(prompts, on_answer=on_answer)
+        return
+    for start in range(0, len(prompts), chunk):
+        for offset, raw in enumerate(judge.complete(prompts[start : start + chunk])):
+            on_answer(start + offset, raw)
+
+
 def judge_pairs(
     judge: Judge,
     template: str,
@@ -131,21 +221,56 @@ def judge_pairs(
     instructions: Sequence[str],
     answers: Sequence[str],
     references: Sequence[str],
+    cache_path: str | Path | None = None,
+    chunk: int = 16,
 ) -> list[dict[str, Any]]:
     """Judge every (answer, reference) pair in both orders; one verdict row per judgement.
 
     Rows hold `id`, `model_position` (`A` = model shown first), `verdict` (a label of `LABELS` or None),
     `outcome` for the model (`win`/`tie`/`loss`/None when unparseable), `strong` (a `>>` verdict),
-    `model_chars` / `baseline_chars` (answer lengths in characters, for the length-controlled win rate) and
-    `raw` (the judge's full text).
+    `model_chars` / `baseline_chars` (answer lengths in characters, for the length-controlled win rate), `raw`
+    (the judge's full text) and `cached` (the reply came from the verdict cache of an earlier run).
+
+    With `cache_path` (a JSON-lines file, e.g. `<run_dir>/verdicts/<benchmark>.cache.jsonl`), replies are read
+    from and appended to a `VerdictCache`, so a rerun resumes. Identical judgements are asked once. Progress
+    with ETA is logged (`core.progress`). O(2n) judge calls at most.
     """
     jobs = []
     for item_id, instruction, answer, reference in zip(ids, instructions, answers, references, strict=True):
-        jobs.append((item_id, "A", answer, reference, fill_template(template, instruction, answer, reference)))
-        jobs.append((item_id, "B", answer, reference, fill_template(template, instruction, reference, answer)))
-    raws = judge.complete([job[-1] for job in jobs])
+        jobs.append((item_id, "A", answer, reference, instruction, answer, reference))
+        jobs.append((item_id, "B", answer, reference, instruction, reference, answer))
+    identity = judge_identity(judge)
+    if cache_path is not None and identity is None:
+        log.warning("judge %s has no identity (model, decoding): its verdicts are not cached", type(judge).__name__)
+    cache = VerdictCache(cache_path) if cache_path is not None and identity is not None else None
+    keys = [VerdictCache.key(identity, template, *job[4:], job[1]) for job in jobs]
+    raws: dict[str, str] = {}
+    cached = set()
+    if cache is not None:
+        raws = {key: hit for key in keys if (hit := cache.get(key)) is not None}
+        cached = set(raws)
+    pending: dict[str, str] = {}  # key -> prompt, each distinct judgement once
+    for key, job in zip(keys, jobs, strict=True):
+        if key not in raws and key not in pending:
+            pending[key] = fill_template(template, *job[4:])
+    order = list(pending)
+    ticker = Ticker(len(order))
+    if cached:
+        log.info("judging: %d of %d judgements from the verdict cache %s", len(cached), len(jobs), cache_path)
+
+    def on_answer(index: int, raw: str) -> None:
+        raws[order[index]] = raw
+        if cache is not None:
+            cache.add(order[index], raw)
+        done = len(raws) - len(cached)
+        if ticker.due(done):
+            log.info("judging: %s", ticker.status(done))
+
+    if order:
+        _ask(judge, [pending[key] for key in order], on_answer, chunk)
     rows = []
-    for (item_id, position, answer, reference, _), raw in zip(jobs, raws, strict=True):
+    for (item_id, position, answer, reference, *_), key in zip(jobs, keys, strict=True):
+        raw = raws[key]
         verdict = parse_verdict(raw)
         rows.append(
             {
@@ -157,6 +282,7 @@ def judge_pairs(
                 "model_chars": len(answer),
                 "baseline_chars": len(reference),
                 "raw": raw,
+                "cached": key in cached,
             }
         )
     return rows

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from core.chat import ChatClient
-from core.secrets import REDACTED, find_secrets, redact, scrub_file, secret_values
+from core.secrets import REDACTED, check_url, find_secrets, redact, scrub_file, secret_values
 
 KEY = "sk-proj-H7marker0123456789abcdefXYZ"
 
@@ -84,3 +84,44 @@ def test_a_key_in_api_key_env_is_refused_without_echoing_it():
     with pytest.raises(RuntimeError, match="NAME of an environment variable") as err:
         client.complete(["hi"])
     assert KEY not in str(err.value)
+
+
+HEX_KEY = "9f8e7d6c5b4a39281706f5e4d3c2b1a0"  # 32 hex digits, as several hosts issue keys
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("https://bob:hunter2-long@api.example.com/v1", "hunter2-long"),
+        ("https://ghtoken123456@api.example.com/v1", "ghtoken123456"),
+        ("http://127.0.0.1:8000/v1?api_key=abc123def", "abc123def"),
+        ("http://host/v1/chat/completions?model=m&key=zzzSECRETzzz", "zzzSECRETzzz"),
+        ("http://host/v1?token=t0k3n-value#frag", "t0k3n-value"),
+        (f"endpoint failed for key {HEX_KEY} (HTTP 401)", HEX_KEY),
+        (f"{HEX_KEY.upper()}", HEX_KEY.upper()),
+    ],
+)
+def test_url_credentials_and_hex_keys_are_found_and_redacted(text, secret):
+    clean = redact(text)
+    assert secret not in clean and REDACTED in clean
+    assert find_secrets({"eval": {"pairwise": {"judge": {"base_url": text}}}}) == ["eval.pairwise.judge.base_url"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "http://127.0.0.1:8000/v1",
+        "https://api.openai.com/v1?model=gpt-4",
+        "~/.cache/huggingface/hub/models--x/snapshots/0123456789abcdef0123456789abcdef01234567/config.json",
+        "write to someone@example.com",
+        "12345678901234567890123456789012345",  # a long number, not a key
+    ],
+)
+def test_ordinary_urls_paths_and_numbers_are_left_alone(text):
+    assert redact(text) == text and find_secrets({"x": text}) == [] and check_url(text) is None
+
+
+def test_check_url_points_to_the_environment_variable_without_echoing():
+    problem = check_url("https://u:pw-secret@h/v1?api_key=k-secret", "eval.pairwise.judge.base_url")
+    assert "api_key_env" in problem and "pw-secret" not in problem and "k-secret" not in problem
+    assert "user-info" in problem and "'api_key'" in problem

@@ -1,0 +1,127 @@
+"""A judge run survives a flaky endpoint, an endpoint that dies mid-run and a killed process: the verdict cache
+resumes it with the same verdicts as a clean run, and no judgement is ever asked for twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from flaky_server import flaky_chat_server
+
+from core.chat import ChatClient, EndpointError
+from evaluation.judge import VerdictCache, judge_pairs, load_template
+
+N = 30
+IDS = [str(i) for i in range(N)]
+PROMPTS = [f"Question {i}: ${{oc.env:HOME}} {{}} {{0}} %s \\n" for i in range(N)]
+ANSWERS = [f"MODEL-{i} " + "x" * (i % 7) for i in range(N)]
+BASELINES = [f"BASE-{i}" for i in range(N)]
+
+
+def _reply(body: dict) -> str:
+    """Deterministic verdicts: the model wins items divisible by 3, ties those = 1 mod 3, else loses."""
+    prompt = body["messages"][-1]["content"]
+    item = int(re.search(r"MODEL-(\d+)", prompt).group(1))
+    model_slot = "A" if prompt.index("MODEL-") < prompt.index("BASE-") else "B"
+    other = "B" if model_slot == "A" else "A"
+    return {0: f"[[{model_slot}]]", 1: "[[C]]", 2: f"[[{other}]]"}[item % 3]
+
+
+def _judge(url: str) -> ChatClient:
+    return ChatClient(url, "scripted", backoff_s=0.01, max_wait_s=0.5, timeout=0.5, max_attempts=6)
+
+
+def _rows(judge, cache=None):
+    return judge_pairs(judge, load_template(), IDS, PROMPTS, ANSWERS, BASELINES, cache_path=cache)
+
+
+def _core(rows):
+    return [(r["id"], r["model_position"], r["verdict"], r["raw"]) for r in rows]
+
+
+def test_flaky_and_dying_endpoint_resumes_to_the_clean_verdicts(tmp_path):
+    with flaky_chat_server(_reply, fail_rate=0.0) as clean_srv:
+        clean = _rows(_judge(clean_srv.url))
+    assert len(clean) == 2 * N and all(r["verdict"] for r in clean)
+
+    cache = tmp_path / "verdicts" / "bench.cache.jsonl"
+    with flaky_chat_server(_reply, fail_rate=0.2, seed=7, die_after=25, stall_s=0.7) as first:
+        judge = _judge(first.url)
+        with pytest.raises(EndpointError, match="gave up"):
+            _rows(judge, cache)
+    assert sum(first.failures.values()) > 0 and judge.stats["retries"] > 0
+    kept = len(VerdictCache(cache).entries)
+    assert kept == sum(first.answered.values()) >= 25  # every answer delivered before the death was kept
+
+    with flaky_chat_server(_reply, fail_rate=0.2, seed=8, stall_s=0.7) as second:
+        rows = _rows(_judge(second.url), cache)
+    assert _core(rows) == _core(clean)
+    assert not set(first.answered) & set(second.answered)  # nothing judged twice
+    assert max([*first.answered.values(), *second.answered.values()]) == 1
+    assert len(first.answered) + len(second.answered) == 2 * N
+    assert sum(r["cached"] for r in rows) == kept
+
+    with flaky_chat_server(_reply, fail_rate=0.0) as third:
+        again = _rows(_judge(third.url), cache)
+    assert third.requests == 0 and _core(again) == _core(clean)
+
+
+def test_a_torn_last_line_is_skipped_and_the_next_append_starts_a_new_line(tmp_path):
+    path = tmp_path / "c.jsonl"
+    cache = VerdictCache(path)
+    cache.add("k1", "[[A]] with {braces} and ${x}")
+    with open(path, "a") as fh:
+        fh.write('{"key": "k2", "raw": "[[B')  # killed mid-write
+    reread = VerdictCache(path)
+    assert reread.entries == {"k1": "[[A]] with {braces} and ${x}"} and reread.torn == 1
+    reread.add("k3", "[[C]]")
+    assert VerdictCache(path).entries == {"k1": "[[A]] with {braces} and ${x}", "k3": "[[C]]"}
+
+
+def test_the_key_changes_with_every_input_of_a_verdict():
+    base = ({"model": "m"}, "T {instruction}", "p", "a", "b", "A")
+    keys = {VerdictCache.key(*base)}
+    for i, other in enumerate([{"model": "n"}, "T2 {instruction}", "p2", "a2", "b2", "B"]):
+        keys.add(VerdictCache.key(*base[:i], other, *base[i + 1 :]))
+    assert len(keys) == 7
+
+
+SCRIPT = """
+import sys
+sys.path[:0] = [{root!r}, {root!r} + '/tests', {tests!r}]
+from test_judge_resume import _judge, _rows
+from pathlib import Path
+_rows(_judge(sys.argv[1]), Path(sys.argv[2]))
+"""
+
+
+def test_a_killed_judge_process_resumes_without_judging_twice(tmp_path):
+    root = Path(__file__).resolve().parents[2]
+    cache = tmp_path / "killed.cache.jsonl"
+    script = tmp_path / "judge.py"
+    script.write_text(textwrap.dedent(SCRIPT.format(root=str(root), tests=str(Path(__file__).parent))))
+    slow = lambda body: (time.sleep(0.05), _reply(body))[1]  # noqa: E731 - ~80 answers/s with 4 workers
+    with flaky_chat_server(slow, fail_rate=0.0) as first:
+        proc = subprocess.Popen([sys.executable, str(script), first.url, str(cache)], env={**os.environ})
+        deadline = time.monotonic() + 60
+        while sum(first.answered.values()) < 12 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.01)
+        assert proc.poll() is None, "the judge process ended before it was killed"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    kept = VerdictCache(cache).entries
+    assert 0 < len(kept) < 2 * N
+    with flaky_chat_server(_reply, fail_rate=0.0) as second:
+        rows = _rows(_judge(second.url), cache)
+    assert len(rows) == 2 * N and all(r["verdict"] for r in rows)
+    lost = sum(first.answered.values()) - len(kept)  # answered while the process was being killed
+    assert lost <= 4 and second.requests == 2 * N - len(kept)
+    assert all(json.loads(line) for line in cache.read_text().splitlines())
