@@ -49,7 +49,9 @@ def _xy(runs: Sequence[dict], score: str, x: str) -> tuple[np.ndarray, np.ndarra
     return xs[ok], ys[ok], same[ok]
 
 
-def score_vs_degree(runs: Sequence[dict], score: str, x: str = "level", title: str | None = None) -> Any:
+def score_vs_degree(
+    runs: Sequence[dict], score: str, x: str = "level", title: str | None = None, sigma_seed: float | None = None
+) -> Any:
     """Two panels (instruction, response); per granularity the runs, level means, Bayesian line and 1 sigma.
 
     Degrees are drawn in percent on a fixed 0..100 axis; the y label says whether higher or lower is better.
@@ -61,6 +63,8 @@ def score_vs_degree(runs: Sequence[dict], score: str, x: str = "level", title: s
         score: Score column on the y axis.
         x: Degree column on the x axis (`level` in [0, 1], drawn as percent).
         title: Figure title.
+        sigma_seed: sd of one run around its expected score (the pooled model's `sigma_run`); when given, a
+            gray band of +/- sigma_seed around the random mean shows how far a single run strays by chance.
 
     Returns:
         The matplotlib Figure (save it with `save_figure`).
@@ -94,6 +98,11 @@ def score_vs_degree(runs: Sequence[dict], score: str, x: str = "level", title: s
         if random_y.size:
             label = f"Random: {format_value(random_y.mean())} ({random_y.size} run{'s' * (random_y.size > 1)})"
             ax.axhline(random_y.mean(), color="gray", linestyle="--", label=label)
+            if sigma_seed is not None and math.isfinite(sigma_seed) and sigma_seed > 0:
+                low, high = random_y.mean() - sigma_seed, random_y.mean() + sigma_seed
+                ax.axhspan(
+                    low, high, color="gray", alpha=0.15, label=f"Random ± σ_seed ({format_value(sigma_seed, 2)})"
+                )
         if not drawn:
             ax.text(0.5, 0.5, f"no finished run of\n{', '.join(labels)}", transform=ax.transAxes,
                     ha="center", va="center", color="gray")  # fmt: skip

@@ -13,6 +13,8 @@ from core.cache import atomic_write
 from evaluation.analysis.collect import collect_runs, score_keys, write_csv
 from evaluation.analysis.notes import format_pm, format_value, score_label, sweep_notes
 from evaluation.analysis.plots import COMPONENTS, correlation_heatmap, save_figure, score_vs_degree
+from evaluation.analysis.pooled import entropy_table, noise_table, pooled_slopes, primary_scores
+from evaluation.analysis.pooled_report import ENTROPY_COLUMNS, NOISE_COLUMNS, POOLED_COLUMNS, pooled_notes, print_pooled
 from evaluation.analysis.tables import STAT_COLUMNS, metric_correlations, slope_table, widen
 
 __all__ = ["analyze", "log_to_wandb", "print_headline"]
@@ -38,10 +40,15 @@ def analyze(
     `runs.csv` (one row per finished run), `incomplete.csv` (unfinished or failed runs and why),
     `slopes.csv` (rows strategies I-Macro ... R-Micro, Random, per model and n; columns
     `<score>/<statistic>`), `slopes_long.csv` (one row per strategy and score), `metric_correlations.csv`
-    (rows post-hoc metrics, columns `<score>/instruction|response`), `score_vs_degree_<score>.png` (Figure 3
-    style, one per score and model/n), `metric_correlations.png` (Figure 4 style heatmap; left out, with a
-    note, while no metric-score pair has 3 runs with varying values) and `notes.txt` (what a small or partial
-    sweep lacks: degrees for a slope, the random baseline, runs per degree, runs merged into one point).
+    (rows post-hoc metrics, columns `<score>/instruction|response`), `pooled_slopes.csv` (one noise model per
+    sweep: slopes with a residual sigma pooled across strategies, a seed random intercept when seeds are paired,
+    unadjusted and adjusted for each covariate present, Holm-corrected calls; `evaluation.analysis.pooled`),
+    `entropy_slopes.csv` (effects per bit of response token entropy with the achieved range), `noise.csv` (pooled
+    sigma, seed sd, how well log length alone fits), `score_vs_degree_<score>.png` (Figure 3 style with a
+    +/- sigma_seed band around the random mean, one per score and model/n), `metric_correlations.png` (Figure
+    4 style heatmap; left out, with a note, while no metric-score pair has 3 runs with varying values) and
+    `notes.txt` (what a small or partial sweep lacks: degrees for a slope, the random baseline, runs per degree,
+    runs merged into one point; what the pooled tables rest on).
 
     Args:
         sweep_dir: Directory holding the run dirs (any depth).
@@ -56,8 +63,9 @@ def analyze(
         quiet: Skip printing.
 
     Returns:
-        `{"out_dir", "n_runs", "n_incomplete", "incomplete", "scores", "files", "slopes", "notes"}` where
-        `slopes` is the long table (one dict per model, n, strategy and score, with `slope`, `slope_sd`, `pearson`...).
+        `{"out_dir", "n_runs", "n_incomplete", "incomplete", "scores", "files", "slopes", "pooled", "entropy",
+        "noise", "notes"}` where `slopes` is the per-strategy Bayesian long table (one dict per model, n, strategy
+        and score, with `slope`, `slope_sd`, `pearson`...) and `pooled`, `entropy`, `noise` the pooled tables.
 
     Raises:
         ValueError: If no run under `sweep_dir` finished, naming how many were incomplete.
@@ -85,15 +93,22 @@ def analyze(
     long_columns = ["model", "n", "strategy", "score", *STAT_COLUMNS]
     files["slopes_long"] = write_csv(out / "slopes_long.csv", long_rows, long_columns)
     files["metric_correlations"] = write_csv(out / "metric_correlations.csv", correlations, corr_columns)
+    primary = primary_scores(scores)
+    pooled, entropy, noise = pooled_slopes(runs, primary, x=x), entropy_table(runs, primary), noise_table(runs, scores)
+    files["pooled_slopes"] = write_csv(out / "pooled_slopes.csv", pooled, POOLED_COLUMNS)
+    files["entropy_slopes"] = write_csv(out / "entropy_slopes.csv", entropy, ENTROPY_COLUMNS)
+    files["noise"] = write_csv(out / "noise.csv", noise, NOISE_COLUMNS)
+    band = {(r["model"], r["n"], r["score"]): r.get("sigma_run") for r in noise}
 
     groups = sorted({(r.get("model") or "", r.get("n")) for r in runs}, key=str)
     for model, n in groups:
         members = [r for r in runs if (r.get("model") or "", r.get("n")) == (model, n)]
         suffix = "" if len(groups) == 1 else f"_{_slug(str(model))}_n={n}"
         for score in scores:
-            fig = score_vs_degree(members, score, x=x, title=f"{score} (model {model}, n={n})")
+            sigma = band.get((model, n, score))
+            fig = score_vs_degree(members, score, x=x, title=f"{score} (model {model}, n={n})", sigma_seed=sigma)
             files[f"plot/{score}{suffix}"] = save_figure(fig, out / f"score_vs_degree_{_slug(score)}{suffix}.png")
-    notes = sweep_notes(runs, incomplete, long_rows)
+    notes = sweep_notes(runs, incomplete, long_rows) + pooled_notes(runs, pooled, scores, primary)
     if _any_correlation(correlations):
         fig = correlation_heatmap(correlations, scores)
         files["plot/metric_correlations"] = save_figure(fig, out / "metric_correlations.png")
@@ -105,11 +120,17 @@ def analyze(
     files["notes"] = out / "notes.txt"
 
     if wandb_cfg is not None:
-        tables = {"slopes": widen(long_rows), "metric_correlations": correlations, "runs": runs}
+        tables = {
+            "slopes": widen(long_rows),
+            "pooled_slopes": pooled,
+            "metric_correlations": correlations,
+            "runs": runs,
+        }
         images = {k: v for k, v in files.items() if k.startswith("plot/")}
         log_to_wandb(wandb_cfg, tables, images, out)
     if not quiet:
         print_headline(long_rows, scores)
+        print_pooled(pooled, entropy, noise)
         for note in notes:
             print(f"[analysis] note: {note}")
         print(f"[analysis] {len(runs)} run(s) analysed; outputs in {out}")
@@ -121,6 +142,9 @@ def analyze(
         "scores": scores,
         "files": {k: str(v) for k, v in files.items()},
         "slopes": long_rows,
+        "pooled": pooled,
+        "entropy": entropy,
+        "noise": noise,
         "notes": notes,
     }
 

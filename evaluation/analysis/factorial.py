@@ -1,0 +1,165 @@
+"""A 2 x 2 factorial with paired seeds: `score ~ window * diversity + (1 | seed)` and an exact sign-flip test.
+
+Cells are named by any run-table column or config field (e.g. the length window's name and the degree), so the
+same functions serve the length-controlled study of issue 20 and any other two-factor design. Factors are coded
+-1/2, +1/2, so a main effect is the difference of the two levels averaged over the other factor and the
+interaction is the difference of the two simple effects (diversity effect in window 2 minus in window 1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from evaluation.analysis.linear import LinearFit, fit_linear
+
+__all__ = ["FactorialFit", "add_config_field", "factorial_fit", "paired_contrasts", "sign_flip_test"]
+
+EFFECTS = ("window", "diversity", "window:diversity")
+MAX_EXACT = 20  # 2^20 sign patterns (~1M x m); beyond that a seeded Monte Carlo sample of patterns
+
+
+@dataclass(frozen=True)
+class FactorialFit:
+    """Effects of a two-factor fit with the levels they contrast."""
+
+    fit: LinearFit
+    levels: dict[str, tuple[Any, Any]]
+    """Factor -> (low, high): each effect is high minus low."""
+    n_seeds: int
+
+    def effect(self, name: str) -> tuple[float, float, float]:
+        """`(estimate, se, p)` of `window`, `diversity` or `window:diversity`."""
+        return self.fit.estimate(name), self.fit.se(name), self.fit.pvalue(name)
+
+
+def add_config_field(runs: Sequence[dict], sweep_dir: str | Path, field: str, column: str | None = None) -> list[dict]:
+    """Copy a dotted config field (`diversity.match_length.name`) from each run's `config.yaml` into its row.
+
+    Raises:
+        ValueError: Naming the run folder when its config lacks the field.
+    """
+    import yaml
+
+    column = column or field
+    out = []
+    for row in runs:
+        path = Path(sweep_dir) / row["run_dir"] / "config.yaml"
+        node: Any = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        for part in field.split("."):
+            if not isinstance(node, dict) or part not in node:
+                raise ValueError(f"{path}: config field {field!r} missing (needed to name the factorial cell)")
+            node = node[part]
+        out.append({**row, column: node})
+    return out
+
+
+def _two_levels(values: Sequence[Any], name: str, order: Sequence[Any] | None) -> tuple[Any, Any]:
+    found = sorted(set(values), key=str)
+    levels = tuple(order) if order is not None else tuple(found)
+    if len(levels) != 2 or set(found) != set(levels):
+        raise ValueError(f"factor {name!r} must have exactly 2 levels, found {found}")
+    return levels[0], levels[1]
+
+
+def factorial_fit(
+    runs: Sequence[dict],
+    score: str,
+    window: str | Callable[[dict], Any],
+    diversity: str | Callable[[dict], Any],
+    seed: str = "seed",
+    order: dict[str, Sequence[Any]] | None = None,
+    paired: bool = True,
+) -> FactorialFit:
+    """Fit `score ~ window * diversity + (1 | seed)` (statsmodels MixedLM, REML), or OLS when `paired=False`.
+
+    Args:
+        runs: Rows of the four cells (other runs, e.g. a random baseline, must be filtered out first).
+        score: Score column.
+        window: Column name (or function of the row) naming the window cell.
+        diversity: Column name (or function) naming the diversity cell (e.g. `level`).
+        seed: Column holding the seed index shared across cells.
+        order: Optional `{"window": (low, high), "diversity": (low, high)}`; default sorted levels.
+        paired: Model the seed as a random intercept.
+
+    Returns:
+        A `FactorialFit`; effects `window`, `diversity` (main effects) and `window:diversity` (interaction).
+    """
+    get_w = window if callable(window) else (lambda r, k=window: r.get(k))
+    get_d = diversity if callable(diversity) else (lambda r, k=diversity: r.get(k))
+    rows = [r for r in runs if isinstance(r.get(score), int | float) and np.isfinite(r[score])]
+    order = order or {}
+    w_lv = _two_levels([get_w(r) for r in rows], "window", order.get("window"))
+    d_lv = _two_levels([get_d(r) for r in rows], "diversity", order.get("diversity"))
+    w = np.array([0.5 if get_w(r) == w_lv[1] else -0.5 for r in rows])
+    d = np.array([0.5 if get_d(r) == d_lv[1] else -0.5 for r in rows])
+    # w * d is +-1/4, so its coefficient is the difference of differences (the interaction) itself.
+    design = np.stack([np.ones_like(w), w, d, w * d], axis=1)
+    y = np.array([float(r[score]) for r in rows])
+    seeds = [r.get(seed) for r in rows]
+    fit = fit_linear(design, y, ["intercept", *EFFECTS], groups=seeds if paired else None)
+    return FactorialFit(fit=fit, levels={"window": w_lv, "diversity": d_lv}, n_seeds=len(set(seeds)))
+
+
+def paired_contrasts(
+    runs: Sequence[dict],
+    score: str,
+    window: str,
+    diversity: str,
+    levels: dict[str, tuple[Any, Any]],
+    seed: str = "seed",
+) -> dict[str, np.ndarray]:
+    """Per-seed contrasts over seeds that ran all four cells (O(runs)).
+
+    Returns:
+        `{"seeds", "diversity@<low window>", "diversity@<high window>", "diversity", "window",
+        "window:diversity"}`: arrays over the complete seeds, with the same signs as `factorial_fit`.
+    """
+    cells: dict[Any, dict[tuple, float]] = {}
+    for r in runs:
+        value = r.get(score)
+        if isinstance(value, int | float) and np.isfinite(value):
+            cells.setdefault(r.get(seed), {})[(r.get(window), r.get(diversity))] = float(value)
+    (w0, w1), (d0, d1) = levels["window"], levels["diversity"]
+    need = [(w0, d0), (w0, d1), (w1, d0), (w1, d1)]
+    complete = sorted((s for s, c in cells.items() if all(k in c for k in need)), key=str)
+    y = np.array([[cells[s][k] for k in need] for s in complete]).reshape(len(complete), 4)
+    low, high = y[:, 1] - y[:, 0], y[:, 3] - y[:, 2]
+    return {
+        "seeds": np.array(complete, dtype=object),
+        f"diversity@{w0}": low,
+        f"diversity@{w1}": high,
+        "diversity": (low + high) / 2.0,
+        "window": (y[:, 2] + y[:, 3] - y[:, 0] - y[:, 1]) / 2.0,
+        "window:diversity": high - low,
+    }
+
+
+def sign_flip_test(contrasts: Sequence[float] | np.ndarray, n_random: int = 100_000, seed: int = 0) -> dict[str, Any]:
+    """Exact two-sided sign-flip (randomisation) test of mean contrast = 0 over paired seeds.
+
+    Under H0 each seed's contrast is symmetric about 0, so all `2^m` sign patterns are equally likely; the p-value
+    is the share of patterns whose |mean| reaches the observed one (the observed pattern included, so p >= 2^-m).
+    Exact for m <= 20 (O(2^m m)); above that `n_random` seeded patterns (the observed one added).
+
+    Returns:
+        `{"mean", "p", "m", "exact", "min_p"}`; `min_p = 2 / 2^m` is the smallest p the test can give.
+    """
+    c = np.asarray(contrasts, dtype=float).ravel()
+    m = c.size
+    if m == 0 or not np.isfinite(c).all():
+        raise ValueError(f"sign_flip_test: need finite contrasts, got {m} values")
+    observed = abs(c.mean())
+    exact = m <= MAX_EXACT
+    if exact:
+        signs = 1.0 - 2.0 * ((np.arange(2**m)[:, None] >> np.arange(m)) & 1)
+    else:
+        rng = np.random.default_rng(seed)
+        signs = np.vstack([np.ones(m), rng.choice([-1.0, 1.0], size=(n_random, m))])
+    flipped = np.abs(signs @ c) / m
+    p = float(np.mean(flipped >= observed * (1 - 1e-12)))
+    return {"mean": float(c.mean()), "p": p, "m": m, "exact": exact, "min_p": 2.0 / 2**m}
