@@ -123,3 +123,38 @@ def response_loss(
     decoder, head = split_model(model)
     hidden = decoder(**inputs, use_cache=False).last_hidden_state[:, :-1]
     return linear_cross_entropy(hidden[keep], head, targets[keep], chunk_size), count
+
+
+@torch.no_grad()
+def response_nll_rows(
+    model: Any, batch: dict[str, torch.Tensor], chunked: bool = True, chunk_size: int = 1024
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row: (summed next-token NLL over labelled targets, number of targets), for scoring (no gradients).
+
+    The same targets, head and cross-entropy as `response_loss` (whose totals are these rows' sums), kept per
+    row so held-out and reference scores can be stored item by item. A packed row holds several samples: its
+    values are those of the whole row. A head the chunked path refuses falls back to full logits.
+    O(labelled targets x vocabulary) for the head, one chunk of logits at a time.
+    """
+    inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "position_ids") if batch.get(k) is not None}
+    targets = batch["labels"][:, 1:]
+    keep = targets != IGNORE_INDEX
+    rows = keep.nonzero()[:, 0]
+    if chunked:
+        try:
+            decoder, head = split_model(model)
+        except ValueError:
+            chunked = False
+    if chunked:
+        hidden = decoder(**inputs, use_cache=False).last_hidden_state[:, :-1][keep]
+        flat = targets[keep]
+        parts = [
+            F.cross_entropy(head(hidden[s : s + chunk_size]).float(), flat[s : s + chunk_size], reduction="none")
+            for s in range(0, hidden.size(0), max(1, chunk_size))
+        ]
+        nll = torch.cat(parts) if parts else hidden.new_zeros(0, dtype=torch.float32)
+    else:
+        logits = model(**inputs, use_cache=False).logits[:, :-1][keep]
+        nll = F.cross_entropy(logits.float(), targets[keep], reduction="none")
+    sums = torch.zeros(targets.size(0), dtype=torch.float32, device=nll.device).index_add_(0, rows, nll)
+    return sums, keep.sum(dim=1)

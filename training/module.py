@@ -80,6 +80,9 @@ class SFTModule(L.LightningModule):
         self._val_sum = 0.0
         self._val_tokens = 0
         self.train_losses_: list[float] = []
+        self.supervised_tokens_ = 0  # response tokens trained on, all ranks (the token budget's and analysis' count)
+        self.val_items_: list[tuple[float, int]] = []  # last validation: (summed NLL, tokens) per held-out pair
+        self._val_rows: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.start_step_ = 0
         self.validated_at_step_: int | None = None
         # Kept in checkpoints, but not sent to the logger: run.py logs the whole config once (model.* included).
@@ -131,6 +134,7 @@ class SFTModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # The loss history travels with the weights: a resumed job reports its whole run, not just the tail.
         checkpoint["train_losses"] = list(self.train_losses_)
+        checkpoint["supervised_tokens"] = int(self.supervised_tokens_)
         if self.lora.get("enabled"):
             trainable = {f"model.{name}" for name, p in self.model.named_parameters() if p.requires_grad}
             checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
@@ -138,6 +142,7 @@ class SFTModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Restore the loss history; steps before the checkpoint are not this process's (even with none left)."""
         self.train_losses_ = [float(x) for x in checkpoint.get("train_losses", [])]
+        self.supervised_tokens_ = int(checkpoint.get("supervised_tokens", 0))
         self.start_step_ = int(checkpoint.get("global_step", 0))
 
     def loss_sum(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -149,13 +154,29 @@ class SFTModule(L.LightningModule):
             batch = {k: batch[k].reshape(1, -1) for k in ("input_ids", "labels", "position_ids")}
         return response_loss(self.model, batch, self.chunked_loss, self.loss_chunk_size)
 
+    def row_losses(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per row (summed NLL, target count), no gradients: the held-out pairs' item-level scores."""
+        from training.loss import response_nll_rows
+
+        return response_nll_rows(self.model, batch, self.chunked_loss, self.loss_chunk_size)
+
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Mean next-token NLL over the batch's response tokens (HF's causal-LM loss, without its logits)."""
         total, count = self.loss_sum(batch)
         return total / count.clamp(min=1)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self(batch)
+        total, count = self.loss_sum(batch)
+        loss = total / count.clamp(min=1)
+        # Counted after the token budget masked its overshoot (training.budget), summed over ranks.
+        self.supervised_tokens_ += int(self.all_gather(count).sum()) if self.trainer.world_size > 1 else int(count)
+        self.log(
+            "train/supervised_tokens",
+            float(self.supervised_tokens_),
+            on_step=True,
+            on_epoch=False,
+            batch_size=len(batch["input_ids"]),
+        )
         self.train_losses_.append(float(loss.detach()))
         self.log(
             "train/loss",
@@ -168,19 +189,39 @@ class SFTModule(L.LightningModule):
         return loss
 
     # Held-out loss is averaged over *tokens* (sum of token NLL / number of response tokens), not over batches.
+    # Each pair's (NLL sum, tokens) is kept in dataset order (`val_items_`, gathered over DDP ranks), so the run
+    # folder can store item-level held-out scores; the loss is their token-weighted mean.
     def on_validation_epoch_start(self) -> None:
-        self._val_sum, self._val_tokens = 0.0, 0
+        self._val_rows = []
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        nll, count = self.loss_sum(batch)
-        self._val_sum += float(nll)
-        self._val_tokens += int(count)
+        self._val_rows.append(self.row_losses(batch))
 
     def on_validation_epoch_end(self) -> None:
+        sums = torch.cat([s for s, _ in self._val_rows]) if self._val_rows else torch.zeros(0)
+        counts = torch.cat([c for _, c in self._val_rows]) if self._val_rows else torch.zeros(0, dtype=torch.long)
+        sums, counts = self._dataset_order(sums), self._dataset_order(counts)
+        self.val_items_ = [(float(s), int(c)) for s, c in zip(sums.tolist(), counts.tolist(), strict=True)]
+        self._val_sum, self._val_tokens = float(sums.double().sum()), int(counts.sum())
         loss = self._val_sum / max(self._val_tokens, 1)
         self.validated_at_step_ = self.global_step
         self.log("val/loss", loss, sync_dist=True)
         self.log("val/ppl", math.exp(min(loss, 50.0)), sync_dist=True)
+
+    def _dataset_order(self, values: torch.Tensor) -> torch.Tensor:
+        """This rank's per-row values, or under DDP every rank's, back in held-out order.
+
+        Lightning's validation sampler (`DistributedSampler`, no shuffle) gives rank r the rows r, r + W, ...,
+        padded with repeats to equal length; interleaving the gathered (W, m) values and cutting the repeats
+        restores the order. O(rows).
+        """
+        world = self.trainer.world_size if self._trainer is not None else 1
+        if world == 1:
+            return values
+        gathered = self.all_gather(values)  # (world, m)
+        loader = self.trainer.val_dataloaders
+        size = len(loader.dataset) if hasattr(loader, "dataset") else gathered.numel()
+        return gathered.transpose(0, 1).reshape(-1)[:size].cpu()
 
     def configure_optimizers(self) -> Any:
         params = [p for p in self.model.parameters() if p.requires_grad]

@@ -5,7 +5,7 @@ import torch
 from helpers import tiny_llama
 from transformers import LlamaForCausalLM
 
-from training.loss import linear_cross_entropy, response_loss
+from training.loss import linear_cross_entropy, response_loss, response_nll_rows
 from training.tokenization import IGNORE_INDEX
 
 
@@ -90,6 +90,33 @@ def test_a_batch_without_targets_gives_zero_loss_and_zero_gradients():
     (total / count.clamp(min=1)).backward()
     assert count == 0 and total == 0
     assert all(not p.grad.any() for p in model.parameters() if p.grad is not None)
+
+
+@pytest.mark.parametrize("chunked", [True, False])
+def test_per_row_scores_add_up_to_the_training_loss_and_ignore_their_neighbours(chunked):
+    """Item-level scores are the training loss split by row: their sums are `response_loss`'s total, and each
+    row scored alone (no padding, no neighbours) gives its batched value."""
+    model = _tiny_llama()
+    batch = _batch()
+    with torch.no_grad():
+        total, count = response_loss(model, batch, chunked=chunked)
+    sums, counts = response_nll_rows(model, batch, chunked=chunked, chunk_size=5)
+    assert counts.tolist() == (batch["labels"][:, 1:] != IGNORE_INDEX).sum(1).tolist() and int(counts.sum()) == count
+    torch.testing.assert_close(sums.sum(), total, rtol=1e-6, atol=1e-4)
+    width = int(batch["attention_mask"][1].sum())
+    alone = {k: v[1:2, :width] for k, v in batch.items()}
+    single, _ = response_nll_rows(model, alone, chunked=chunked)
+    torch.testing.assert_close(single[0], sums[1], rtol=1e-5, atol=1e-5)
+
+
+def test_per_row_scores_fall_back_to_full_logits_for_a_scaled_head():
+    model = _tiny_llama()
+    batch = _batch()
+    expected, _ = response_nll_rows(model, batch, chunked=False)
+    model.config.logits_scaling = 1.0  # allowed
+    torch.testing.assert_close(response_nll_rows(model, batch)[0], expected, rtol=1e-5, atol=1e-4)
+    model.config.logits_scaling = 4.0  # refused by the chunked path: scored through the model's own logits
+    torch.testing.assert_close(response_nll_rows(model, batch)[0], expected, rtol=1e-5, atol=1e-4)
 
 
 def test_models_that_scale_their_logits_are_refused_by_name():

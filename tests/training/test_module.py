@@ -137,3 +137,18 @@ def test_bf16_mixed_training_on_gpu_matches_fp32_losses(tiny_model_dir, tokenize
     bf16 = _fit(_module(tiny_model_dir), _batches(tokenizer), 2, accelerator="gpu", precision="bf16-mixed")
     fp32 = _fit(_module(tiny_model_dir), _batches(tokenizer), 2, accelerator="gpu", precision="32-true")
     assert bf16.train_losses_ == pytest.approx(fp32.train_losses_, abs=5e-2)
+
+
+def test_validation_keeps_each_held_out_pair_in_order(tiny_model_dir, tokenizer):
+    """Item-level held-out scores: one (NLL sum, tokens) per pair in loader order; val/loss is their token mean."""
+    pairs = [("2+2?", "4, of course."), ("Capital of France?", "Paris, on the Seine."), ("Hi", "Hello!")]
+    examples = [encode_pair(tokenizer, q, a, 64) for q, a in pairs]
+    collate = PadCollator(tokenizer.pad_token_id)
+    module = _module(tiny_model_dir)
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
+    loader = torch.utils.data.DataLoader(examples, batch_size=2, collate_fn=collate)
+    loss = trainer.validate(module, dataloaders=loader, verbose=False)[0]["val/loss"]
+    assert [c for _, c in module.val_items_] == [sum(x != -100 for x in e["labels"][1:]) for e in examples]
+    assert loss == pytest.approx(sum(s for s, _ in module.val_items_) / sum(c for _, c in module.val_items_))
+    alone, _ = module.row_losses(collate(examples[2:]))
+    assert module.val_items_[2][0] == pytest.approx(float(alone[0]), rel=1e-5)
