@@ -122,7 +122,6 @@ def analyze(
     if wandb_cfg is not None:
         tables = {
             "slopes": widen(long_rows),
-            "pooled_slopes": pooled,
             "metric_correlations": correlations,
             "runs": runs,
         }
