@@ -1,0 +1,84 @@
+"""The 2 x 2 factorial with paired seeds and the exact sign-flip test, against statsmodels, scipy and brute force."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.formula.api as smf
+from scipy import stats as sps
+
+from evaluation.analysis.factorial import add_config_field, factorial_fit, paired_contrasts, sign_flip_test
+from evaluation.analysis.synthetic import write_run_dir
+
+WINDOWS = ("short", "long")
+
+
+def _runs(seeds: int = 8, rng_seed: int = 0, effect: float = -0.004, interaction: float = 0.003) -> list[dict]:
+    """Four cells per seed: diversity lowers the loss by `effect` in the short window, `effect + interaction`
+    in the long one; each seed shifts every cell alike."""
+    rng = np.random.default_rng(rng_seed)
+    shift = rng.normal(0, 0.003, seeds)
+    runs = []
+    for s in range(seeds):
+        for window, level in itertools.product(WINDOWS, (0.33, 1.0)):
+            y = 0.8 + 0.01 * (window == "long") + (level == 1.0) * (effect + interaction * (window == "long"))
+            runs.append({"seed": s, "window": window, "level": level, "loss": y + shift[s] + rng.normal(0, 0.001)})
+    return runs
+
+
+@pytest.mark.filterwarnings("ignore::statsmodels.tools.sm_exceptions.ConvergenceWarning")
+def test_factorial_fit_matches_statsmodels_mixedlm_and_the_per_seed_contrasts():
+    runs = _runs()
+    fit = factorial_fit(runs, "loss", "window", "level", order={"window": WINDOWS})
+    df = pd.DataFrame(runs)
+    df["w"] = np.where(df.window == "long", 0.5, -0.5)
+    df["d"] = np.where(df.level == 1.0, 0.5, -0.5)
+    ref = smf.mixedlm("loss ~ w * d", df, groups=df["seed"]).fit(reml=True, method=["lbfgs"])
+    for ours, theirs in (("window", "w"), ("diversity", "d"), ("window:diversity", "w:d")):
+        assert fit.effect(ours)[0] == pytest.approx(ref.fe_params[theirs], rel=1e-6)
+        assert fit.effect(ours)[1] == pytest.approx(ref.bse_fe[theirs], rel=1e-3)
+    c = paired_contrasts(runs, "loss", "window", "level", fit.levels)
+    assert len(c["seeds"]) == 8
+    # Balanced and complete: the mixed model's effects are the means of the per-seed contrasts.
+    assert fit.effect("diversity")[0] == pytest.approx(c["diversity"].mean(), rel=1e-9)
+    assert fit.effect("window:diversity")[0] == pytest.approx(c["window:diversity"].mean(), rel=1e-9)
+    assert c["diversity@short"].mean() == pytest.approx(-0.004, abs=0.0015)
+    assert fit.effect("diversity")[2] < 0.001 and fit.fit.sigma_seed > 0.001
+    with pytest.raises(ValueError, match="exactly 2 levels"):
+        factorial_fit([*runs, {**runs[0], "window": "mid"}], "loss", "window", "level")
+
+
+def test_sign_flip_p_is_exact():
+    c = np.array([0.5, -0.2, 1.1, 0.7, 0.3, -0.1])
+    result = sign_flip_test(c)
+    patterns = np.array(list(itertools.product((1, -1), repeat=c.size)))
+    brute = np.mean(np.abs(patterns @ c) >= abs(c.sum()) - 1e-12)
+    assert result["exact"] and result["p"] == pytest.approx(brute)
+    scipy_p = sps.permutation_test(
+        (c,), np.mean, permutation_type="samples", n_resamples=np.inf, alternative="two-sided"
+    ).pvalue
+    assert result["p"] == pytest.approx(scipy_p)
+    assert sign_flip_test(np.ones(8))["p"] == pytest.approx(2 / 256) == sign_flip_test(np.ones(8))["min_p"]
+    sampled = sign_flip_test(np.r_[c, c, c, c], n_random=20_000)  # 24 seeds: Monte Carlo, seeded
+    assert not sampled["exact"] and sampled["p"] == sign_flip_test(np.r_[c, c, c, c], n_random=20_000)["p"]
+
+
+def test_sign_flip_rejects_at_its_level_under_the_null():
+    rng = np.random.default_rng(1)
+    p = np.array([sign_flip_test(rng.normal(size=8))["p"] for _ in range(400)])
+    assert 0.02 <= np.mean(p <= 0.05) <= 0.09  # exact test: size <= alpha up to simulation noise
+
+
+def test_cells_named_by_a_config_field(tmp_path):
+    rows = []
+    for window in WINDOWS:
+        cfg = {"seed": 0, "diversity": {"level": 1.0, "match_length": {"name": window}}}
+        write_run_dir(tmp_path / window, cfg, {"strategy": "micro_response", "level": 1.0, "n": 2}, None, {"a/b": 1})
+        rows.append({"run_dir": window})
+    named = add_config_field(rows, tmp_path, "diversity.match_length.name", "window")
+    assert [r["window"] for r in named] == list(WINDOWS)
+    with pytest.raises(ValueError, match=r"short/config.yaml: config field 'diversity.window' missing"):
+        add_config_field(rows, tmp_path, "diversity.window")
