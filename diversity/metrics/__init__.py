@@ -11,8 +11,9 @@ from diversity.metrics.lexical import (
     mean_tokens,
     token_entropy,
 )
+from diversity.metrics.novelsum import density, facility_coverage, novelsum, pool_scan
 from diversity.metrics.self_bleu import self_bleu
-from diversity.metrics.semantic import embedding_distance, vendi_score
+from diversity.metrics.semantic import embedding_distance, log_det, vendi_score
 from diversity.metrics.subset import (
     compute_subset_metrics,
     text_metrics,
@@ -24,10 +25,15 @@ from diversity.metrics.subset import (
 __all__ = [
     "compression_ratio",
     "compute_subset_metrics",
+    "density",
     "distinct_n",
     "embedding_distance",
+    "facility_coverage",
     "flatten_tokens",
+    "log_det",
     "mean_tokens",
+    "novelsum",
+    "pool_scan",
     "self_bleu",
     "text_metrics",
     "token_entropy",

@@ -113,3 +113,45 @@ def _write_shard(shard_dir: Path, key: dict, rows: np.ndarray, vectors: np.ndarr
             json.dump(key, fh, sort_keys=True, indent=1)
     with atomic_write(shard_dir / f"rows-{stable_hash(rows.tolist())}.npz", "wb") as fh:
         np.savez(fh, rows=rows.astype(np.int64), vectors=np.asarray(vectors, dtype=np.float32))
+
+
+def pool_matrix(
+    pool_texts: Sequence[str],
+    model: str = DEFAULT_EMBEDDER,
+    cache: FeatureCache | None = None,
+    max_seq_length: int = 256,
+    batch_size: int = 64,
+    progress: bool = True,
+) -> np.ndarray:
+    """Unit-length embeddings of every pool text, for the pool-relative metrics (NovelSum, coverage).
+
+    Filed under the pool's full key (the one `subset_embeddings` reads first), so one computation per pool
+    and embedder serves every run of a sweep and every later subset lookup; rows already embedded into
+    shards by earlier runs are reused rather than re-encoded.
+    """
+    pool_texts = [str(t) for t in pool_texts]
+    if cache is None or not cache.enabled:
+        return embed(pool_texts, model, batch_size, max_seq_length, progress=progress)
+    key = pool_key(pool_texts, model, max_seq_length)
+
+    def compute() -> np.ndarray:
+        rows = np.arange(len(pool_texts))
+        known_rows, known_vectors = _read_shards(cache.root / SHARDS / stable_hash(key), rows)
+        missing = np.setdiff1d(rows, known_rows)
+        log.info("pool embeddings: encoding %d of %d texts (%d from shards)", len(missing), len(rows), len(known_rows))
+        if not len(missing):
+            return np.ascontiguousarray(known_vectors[np.argsort(known_rows)], dtype=np.float32)
+        vectors = embed([pool_texts[i] for i in missing], model, batch_size, max_seq_length, progress=progress)
+        out = np.empty((len(rows), vectors.shape[1]), dtype=np.float32)
+        out[missing] = vectors
+        if known_vectors is not None:
+            out[known_rows] = known_vectors
+        return out
+
+    return cache.get_or_compute(
+        "embeddings",
+        key,
+        compute,
+        save=lambda matrix, folder: np.save(folder / "embeddings.npy", matrix, allow_pickle=False),
+        load=lambda folder: np.load(folder / "embeddings.npy", allow_pickle=False),
+    )

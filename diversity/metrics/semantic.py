@@ -60,3 +60,25 @@ def vendi_score(embeddings: np.ndarray) -> float:
     p = eigenvalues[eigenvalues > 0]
     p = p / p.sum()  # trace(K / n) = 1 for unit rows; renormalise away round-off
     return float(np.exp(-(p * np.log(p)).sum()))
+
+
+def log_det(embeddings: np.ndarray, scale: float = 1.0) -> float:
+    """Log-determinant diversity: log det(I + scale * K), K = X X^T the cosine kernel of the subset (unit rows).
+
+    The volume spanned by the subset in embedding space (the DPP / log-det objective); it grows with every
+    direction the subset adds and is 0 for an empty kernel. K alone is singular whenever n > d, hence the
+    identity. By Sylvester's identity det(I_n + s X X^T) = det(I_d + s X^T X), so we take the Cholesky
+    factor of whichever side is smaller: O(n d^2 + d^3) for n > d (the usual case), O(n^2 d + n^3) otherwise.
+
+    Raises:
+        ValueError: if the array is empty, a row is zero / not finite, or scale <= 0.
+    """
+    from scipy.linalg import cho_factor
+
+    if not scale > 0:
+        raise ValueError(f"log_det: scale must be > 0, got {scale}")
+    x = _unit_rows(embeddings, "log_det")
+    n, d = x.shape
+    gram = (x.T @ x) if d < n else (x @ x.T)
+    factor, _ = cho_factor(np.eye(len(gram)) + scale * gram, lower=True)
+    return float(2.0 * np.log(np.diag(factor)).sum())

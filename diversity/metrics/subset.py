@@ -20,8 +20,9 @@ import numpy as np
 
 from core.cache import atomic_write
 from diversity.metrics.lexical import compression_ratio, distinct_n, mean_tokens, token_entropy
+from diversity.metrics.novelsum import density, facility_coverage, novelsum, pool_scan
 from diversity.metrics.self_bleu import self_bleu
-from diversity.metrics.semantic import embedding_distance, vendi_score
+from diversity.metrics.semantic import embedding_distance, log_det, vendi_score
 from diversity.pools import COMPONENTS
 from diversity.types import TypeAssignment
 
@@ -80,8 +81,13 @@ def text_metrics(
     embeddings: np.ndarray | None = None,
     seed: int = 0,
     self_bleu_samples: int = 200,
+    pool_embeddings: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """Every metric of one component's texts, keyed by bare metric name (embedding ones only if given)."""
+    """Every metric of one component's texts, keyed by bare metric name (embedding ones only if given).
+
+    `novelsum` and `facility_coverage` compare the subset with its pool, so they need `pool_embeddings`
+    (every pool text of this component, the subset's rows among them) as well as `embeddings`.
+    """
     out = {
         "distinct_1": distinct_n(tokens, 1),
         "distinct_2": distinct_n(tokens, 2),
@@ -93,6 +99,11 @@ def text_metrics(
     if embeddings is not None:
         out["embedding_distance"] = embedding_distance(embeddings)
         out["vendi"] = vendi_score(embeddings)
+        out["log_det"] = log_det(embeddings)
+        if pool_embeddings is not None:
+            mean_sq_dist, best_similarity = pool_scan(embeddings, pool_embeddings)
+            out["novelsum"] = novelsum(embeddings, density(mean_sq_dist))
+            out["facility_coverage"] = facility_coverage(best_similarity)
     return out
 
 
@@ -106,11 +117,13 @@ def compute_subset_metrics(
     type_assignments: Mapping[str, tuple[TypeAssignment, np.ndarray]] | None = None,
     progress: bool = True,
     embeddings: Mapping[str, np.ndarray] | None = None,
+    pool_embeddings: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, float | int]:
     """Post-hoc diversity of one subset, on instructions and on responses separately.
 
     Metric directions: higher = more diverse for distinct_1/2, token_entropy, compression_ratio
-    (compressed / raw), embedding_distance and vendi; **lower** = more diverse for self_bleu (0-100).
+    (compressed / raw), embedding_distance, vendi, log_det, novelsum and facility_coverage; **lower** = more
+    diverse for self_bleu (0-100).
     mean_tokens is a covariate, not a diversity measure.
 
     Args:
@@ -128,6 +141,10 @@ def compute_subset_metrics(
         embeddings: component ("instruction" / "response") -> (n, d) embeddings of the subset's texts, already
             computed (e.g. rows of the pool's cached matrix, `diversity.metrics.pool_embeddings`); a component
             given here is not passed to `embed_fn`.
+        pool_embeddings: component -> (N, d) embeddings of *every* pool text the subset was drawn from (e.g.
+            `diversity.metrics.pool_embeddings.pool_matrix`); adds `novelsum` (density from each subset
+            sample's 10 nearest pool neighbours) and `facility_coverage`. Costs one subset x pool matrix
+            product per component (~10 s at 10K x 117K on 2 cores).
 
     Returns:
         Flat `{"subset/<component>/<metric>": float, "subset/k/<name>": int}`.
@@ -153,7 +170,10 @@ def compute_subset_metrics(
             raise ValueError(
                 f"{source} returned shape {vectors.shape} for {len(texts)} {component} texts; expected (n_texts, d)"
             )
-        values = text_metrics(texts, tokens, vectors, seed=seed, self_bleu_samples=self_bleu_samples)
+        pool_vectors = None if pool_embeddings is None else pool_embeddings.get(component)
+        if pool_vectors is not None and vectors is None:
+            raise ValueError(f"pool_embeddings given for {component} but no subset embeddings (embeddings or embed_fn)")
+        values = text_metrics(texts, tokens, vectors, seed, self_bleu_samples, pool_vectors)
         metrics.update({f"subset/{component}/{name}": value for name, value in values.items()})
     for name, (types, indices) in (type_assignments or {}).items():
         metrics[f"subset/k/{name}"] = type_coverage(types, indices)

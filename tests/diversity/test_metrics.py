@@ -12,9 +12,14 @@ import pytest
 from diversity.metrics import (
     compression_ratio,
     compute_subset_metrics,
+    density,
     distinct_n,
     embedding_distance,
+    facility_coverage,
+    log_det,
     mean_tokens,
+    novelsum,
+    pool_scan,
     self_bleu,
     token_entropy,
     tokenize,
@@ -140,6 +145,103 @@ def test_vendi_dual_side_matches_n_by_n_kernel():
     assert vendi_score(x) == pytest.approx(math.exp(-(lam * np.log(lam)).sum()), rel=1e-6)
 
 
+def _reference_novelsum(subset: np.ndarray, pool: np.ndarray, k: int, density_power: float, power: float) -> float:
+    """NovelSum as UmeanNever/NovelSum computes it (novelsum.py + utils.FaissIndex), transcribed as plain loops.
+
+    Cosine distances between subset rows; density from squared L2 distances to the unique pool rows (faiss
+    IndexFlatL2), the first hit (the sample itself) dropped; row i scaled by density i; rows sorted and
+    averaged with weights 1 / rank^power; the mean over rows.
+    """
+    ref = np.unique(pool.astype(np.float32), axis=0)
+    m = len(subset)
+    dens = []
+    for i in range(m):
+        sq = sorted(float(((subset[i] - r) ** 2).sum()) for r in ref)
+        dens.append(1 / (np.mean(sq[1 : k + 1]) + 1e-9) ** density_power)
+    rows = []
+    for i in range(m):
+        row = []
+        for j in range(m):
+            cos = subset[i] @ subset[j] / (np.linalg.norm(subset[i]) * np.linalg.norm(subset[j]))
+            row.append((1 - cos) * dens[i])
+        row.sort()
+        weights = [1 / (r + 1) ** power for r in range(m)]
+        rows.append(sum(w * v for w, v in zip(weights, row, strict=True)) / sum(weights))
+    return float(np.mean(rows))
+
+
+@pytest.mark.parametrize(("k", "density_power", "power"), [(10, 0.5, 1.0), (5, 0.25, 2.0), (3, 0.0, 0.0)])
+def test_novelsum_matches_reference_code_on_toy_vectors(k, density_power, power):
+    rng = np.random.default_rng(k)
+    pool = rng.normal(size=(60, 8))
+    pool /= np.linalg.norm(pool, axis=1, keepdims=True)  # the project's embeddings are unit rows
+    rows = rng.choice(60, size=25, replace=False)
+    mean_sq, _ = pool_scan(pool[rows], pool, n_neighbors=k, block_size=7)  # blocks split the subset unevenly
+    ours = novelsum(pool[rows], density(mean_sq, density_power), proximity_power=power, block_size=6)
+    assert ours == pytest.approx(_reference_novelsum(pool[rows], pool, k, density_power, power), rel=1e-5)
+
+
+def test_novelsum_prefers_spread_out_subsets():
+    rng = np.random.default_rng(0)
+    spread = rng.normal(size=(20, 6))
+    clumped = np.repeat(spread[:4], 5, axis=0) + 0.01 * rng.normal(size=(20, 6))
+    assert novelsum(spread) > novelsum(clumped)
+    assert novelsum(np.eye(3), proximity_power=0.0) == pytest.approx(2 / 3)  # mean of (0, 1, 1) per row
+    with pytest.raises(ValueError, match="densities for 3"):
+        novelsum(np.eye(3), np.ones(2))
+
+
+def test_log_det_matches_slogdet_of_the_n_by_n_kernel():
+    rng = np.random.default_rng(2)
+    for n, d in ((30, 5), (4, 9)):  # decomposed on the d x d side, then on the n x n side
+        x = rng.normal(size=(n, d))
+        u = x / np.linalg.norm(x, axis=1, keepdims=True)
+        for scale in (1.0, 0.3):
+            sign, expected = np.linalg.slogdet(np.eye(n) + scale * u @ u.T)
+            assert sign > 0 and log_det(x, scale) == pytest.approx(expected, rel=1e-9)
+    assert log_det(np.eye(4)) == pytest.approx(4 * math.log(2))  # orthogonal rows: det(2 I)
+    assert log_det(np.tile([[1.0, 0.0]], (4, 1))) == pytest.approx(math.log(5))  # one direction, eigenvalue 4
+    with pytest.raises(ValueError, match="scale must be > 0"):
+        log_det(np.eye(2), 0.0)
+
+
+def test_facility_coverage_matches_a_loop_over_the_pool():
+    rng = np.random.default_rng(3)
+    pool = rng.normal(size=(40, 5))
+    rows = [1, 7, 19, 33]
+    _, best = pool_scan(pool[rows], pool, n_neighbors=2, block_size=3)
+    unit = pool / np.linalg.norm(pool, axis=1, keepdims=True)
+    expected = np.mean([max(0.0, max(unit[i] @ unit[j] for j in rows)) for i in range(40)])
+    assert facility_coverage(best) == pytest.approx(expected, rel=1e-6)
+    _, whole = pool_scan(pool, pool, n_neighbors=2)
+    assert facility_coverage(whole) == pytest.approx(1.0, abs=1e-6)  # every pool sample represents itself
+    with pytest.raises(ValueError, match="pool of >= 41 rows"):
+        pool_scan(pool[rows], pool, n_neighbors=40)
+
+
+def test_compute_subset_metrics_pool_relative_keys():
+    rng = np.random.default_rng(4)
+    pool = {c: rng.normal(size=(12, 8)).astype(np.float32) for c in ("instruction", "response")}
+    rows = [0, 3, 5, 9]
+    texts = ["x y", "y z", "z x", "x x"]
+    metrics = compute_subset_metrics(
+        texts,
+        texts,
+        "whitespace",
+        embeddings={c: v[rows] for c, v in pool.items()},
+        pool_embeddings=pool,
+        progress=False,
+    )
+    mean_sq, best = pool_scan(pool["response"][rows], pool["response"])
+    assert metrics["subset/response/novelsum"] == pytest.approx(novelsum(pool["response"][rows], density(mean_sq)))
+    assert metrics["subset/response/facility_coverage"] == pytest.approx(facility_coverage(best))
+    assert metrics["subset/instruction/log_det"] == pytest.approx(log_det(pool["instruction"][rows]))
+    without = compute_subset_metrics(texts, texts, "whitespace", embeddings={"response": pool["response"][rows]})
+    assert "subset/response/log_det" in without and "subset/response/novelsum" not in without
+    with pytest.raises(ValueError, match="no subset embeddings"):
+        compute_subset_metrics(texts, texts, "whitespace", pool_embeddings=pool, progress=False)
+
+
 def test_embedding_metrics_reject_zero_rows():
     with pytest.raises(ValueError, match=r"rows \[1\]"):
         vendi_score(np.array([[1.0, 0.0], [0.0, 0.0]]))
@@ -174,7 +276,7 @@ def test_compute_subset_metrics_keys_and_values(tmp_path):
         progress=False,
     )
     names = {"distinct_1", "distinct_2", "token_entropy", "mean_tokens", "compression_ratio", "self_bleu"}
-    names |= {"embedding_distance", "vendi"}
+    names |= {"embedding_distance", "vendi", "log_det"}
     expected = {f"subset/{c}/{m}" for c in ("instruction", "response") for m in names} | {"subset/k/micro_response"}
     assert set(metrics) == expected
     assert metrics["subset/response/distinct_1"] == pytest.approx(3 / 9)
@@ -304,5 +406,14 @@ def test_sweep_runs_embed_each_pool_text_once(tmp_path, encoded):
     rows = subset_embeddings(POOL, [29, 1, 11], cache=fresh, progress=False)
     assert encoded == []
     np.testing.assert_array_equal(rows, pool_matrix[[29, 1, 11]])
+    # The pool-relative metrics' full matrix reuses the rows earlier runs left in shards (6 of 30 here).
+    from diversity.metrics.pool_embeddings import pool_matrix as full_pool
+
+    del encoded[:]
+    matrix = full_pool(POOL, cache=cache, progress=False)
+    assert encoded == [24]
+    np.testing.assert_allclose(matrix, pool_matrix, atol=1e-5)
+    np.testing.assert_array_equal(matrix[[3, 0, 7, 5]], first)
+    assert np.array_equal(full_pool(POOL, cache=cache, progress=False), matrix) and encoded == [24]
     with pytest.raises(ValueError, match="rows span"):
         subset_embeddings(POOL, [30], cache=fresh)
