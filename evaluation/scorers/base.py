@@ -61,9 +61,24 @@ class EvalContext:
             kwargs = dict(self.benchmarks.get(name) or defaults)
             self._items[name] = load_benchmark(name, seed=self.seed, **kwargs)
             table = self.rows.setdefault(name, {})
-            for item in self._items[name]:
-                table[item.id] = {"id": item.id, "prompt": item.prompt, "reference": item.reference}
+            for item in self._items[name]:  # rows a scorer already added (all_items) keep their columns
+                table.setdefault(item.id, {"id": item.id, "prompt": item.prompt, "reference": item.reference})
         return self._items[name]
+
+    def all_items(self, name: str, limit: int | None = None) -> list[BenchmarkItem]:
+        """Items of benchmark `name` with its configured `limit` replaced by `limit` (None = every item).
+
+        The configured `limit` sizes what is generated; scorers that read no generations (reference loss) score
+        every item instead. The items join the benchmark's table rows.
+        """
+        spec = dict(self.benchmarks.get(name) or {})
+        if name in self._items and spec.get("limit") == limit:
+            return self._items[name]
+        items = load_benchmark(name, seed=self.seed, **{**spec, "limit": limit})
+        table = self.rows.setdefault(name, {})
+        for item in items:
+            table.setdefault(item.id, {"id": item.id, "prompt": item.prompt, "reference": item.reference})
+        return items
 
     def generations(self, name: str) -> list[str]:
         """The model's answers to benchmark `name`, generated once and saved as JSONL."""

@@ -13,7 +13,7 @@ from evaluation.runner import build_scorers, evaluate
 from evaluation.scorers.base import EvalContext
 from evaluation.scorers.generation_stats import distinct_n
 from evaluation.scorers.ifbench import IFBenchScorer, check_item, load_registry, loose_variants
-from evaluation.scorers.reference_loss import reference_nll
+from evaluation.scorers.reference_loss import ReferenceLossScorer, encode_references, reference_nll
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 
@@ -112,12 +112,97 @@ def test_reference_loss_prefers_fluent_answers(eval_model_and_tokenizer):
     prompt = "What is the capital of France?"
     fluent = "The capital of France is Paris."
     scrambled = "Paris France capital the is of The."
-    sums, counts = reference_nll(model, tokenizer, [prompt, prompt], [fluent, scrambled], 2, 256)
-    assert counts[0] == len(tokenizer(fluent + tokenizer.eos_token, add_special_tokens=False)["input_ids"])
-    assert sums[0] / counts[0] < sums[1] / counts[1]
+    full, _ = reference_nll(model, tokenizer, [prompt, prompt], [fluent, scrambled], 2, 256)
+    assert full[0][0] / full[0][1] < full[1][0] / full[1][1]
     # Padding in a batch does not change a row's loss.
     single, _ = reference_nll(model, tokenizer, [prompt], [fluent], 1, 256)
-    assert single[0] == pytest.approx(sums[0], rel=1e-4)
+    assert single[0][0] == pytest.approx(full[0][0], rel=1e-4)
+
+
+@pytest.fixture(scope="module")
+def tiny_lm(tiny_model_dir):
+    """The tiny random Llama with SmolLM2's tokenizer and chat template (fast stand-in for the real model)."""
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+
+
+def _closing(tokenizer) -> list[int]:
+    from core.prompting import encode_template, render_segments
+
+    return encode_template(tokenizer, render_segments(tokenizer)[4])
+
+
+def test_a_literal_end_token_in_a_reference_is_scored_as_text(tokenizer):
+    """A reference quoting `<|im_end|>` must not end the turn early: inside the answer it is plain text, and the
+    answer ends with the template's closing text, as in training."""
+    end_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    full, head = encode_references(tokenizer, ["Which token ends a turn?"], ["It is <|im_end|>, literally."], 256, 128)
+    labels = [x for x in full[0]["labels"] if x != -100]
+    closing = _closing(tokenizer)
+    assert labels[-len(closing) :] == closing and closing[0] == end_id
+    assert end_id not in labels[: -len(closing)]  # the quoted token is text
+    assert tokenizer.eos_token_id not in labels[: -len(closing)] or tokenizer.eos_token_id == end_id
+    head_labels = [x for x in head[0]["labels"] if x != -100]
+    assert head_labels == labels[: -len(closing)]  # the no-end variant: the answer without its closing text
+
+
+def test_reference_score_equals_the_training_loss_on_the_same_pair(tiny_lm, tokenizer):
+    import torch
+
+    from training.loss import response_loss
+    from training.tokenization import PadCollator, encode_pair
+
+    prompt, reference = "Name a prime number.", "Seven is prime <|im_end|> and so is 11."
+    full, _ = reference_nll(tiny_lm, tokenizer, [prompt, "Hi"], [reference, "Hello there, my friend."], 2, 64)
+    nll, n = full[0]  # batched with a longer pair: padded, as in training
+    batch = PadCollator(tokenizer.pad_token_id)([encode_pair(tokenizer, prompt, reference, 64)])
+    with torch.no_grad():
+        total, count = response_loss(tiny_lm, batch)
+    assert n == int(count) and nll == pytest.approx(float(total), rel=1e-5)
+
+
+def test_reference_scorer_item_mean_first_tokens_and_items_file(tiny_lm, tokenizer, tmp_path):
+    """Every reference weighs the same in `_loss` (differs from the token-weighted mean on a short and a long
+    reference); `_loss_first<m>` covers at most m tokens and no end token; the items file keeps each one."""
+    source = tmp_path / "refs.jsonl"
+    refs = [
+        {"prompt": "Say hi.", "reference": "Hi!"},
+        {"prompt": "Count to forty.", "reference": " ".join(str(i) for i in range(1, 41))},
+        {"prompt": "No reference here."},
+    ]
+    source.write_text("".join(json.dumps(r) + "\n" for r in refs))
+    ctx = EvalContext(
+        model=tiny_lm, tokenizer=tokenizer, run_dir=tmp_path, benchmarks={"custom": {"source": str(source)}}
+    )
+    scores = ReferenceLossScorer(batch_size=2, max_length=256, first_tokens=16).score(ctx)
+    rows = load_jsonl(tmp_path / "scores" / "reference_items.jsonl")
+    assert [r["id"] for r in rows] == [item.id for item in ctx.all_items("custom") if item.reference]
+    closing = len(_closing(tokenizer))
+    answer = [len(tokenizer(r["reference"], add_special_tokens=False)["input_ids"]) for r in refs[:2]]
+    assert [r["tokens"] for r in rows] == [n + closing for n in answer]
+    assert [r["tokens_first16"] for r in rows] == [min(16, n) for n in answer]
+    item_mean = sum(r["nll"] / r["tokens"] for r in rows) / 2
+    token_mean = sum(r["nll"] for r in rows) / sum(r["tokens"] for r in rows)
+    assert scores["eval/reference_loss/custom_loss"] == pytest.approx(item_mean)
+    assert scores["eval/reference_loss/custom_loss_token_weighted"] == pytest.approx(token_mean)
+    assert abs(item_mean - token_mean) > 1e-3
+    assert scores["eval/reference_loss/custom_loss_first16"] == pytest.approx(
+        sum(r["nll_first16"] / r["tokens_first16"] for r in rows) / 2
+    )
+    assert scores["counts/reference_loss/custom_items"] == 2
+    assert ctx.rows["custom"][rows[0]["id"]]["reference_tokens"] == rows[0]["tokens"]
+
+
+def test_reference_loss_scores_every_mtbench_reference_by_default(tokenizer, tmp_path):
+    """The benchmark's `limit` sizes generation only: reference loss reads all 30 MT-Bench references."""
+    ctx = EvalContext(
+        model=None, tokenizer=None, run_dir=tmp_path, benchmarks={"mtbench": {"limit": 4, "require_reference": True}}
+    )
+    assert len(ctx.items("mtbench")) == 4
+    everything = ctx.all_items("mtbench", None)
+    assert len([i for i in everything if i.reference]) == 30
+    assert len(ctx.rows["mtbench"]) == 30 and len(ctx.items("mtbench")) == 4
 
 
 @pytest.mark.slow
@@ -164,5 +249,8 @@ def test_evaluate_offline_default_end_to_end(eval_model_and_tokenizer, tmp_path)
     rows = load_jsonl(tmp_path / "generations" / "mtbench.jsonl")
     assert len(rows) == 2 and all(r["generation"] and r["reference"] for r in rows)
     assert len(load_jsonl(tmp_path / "generations" / "ifbench.jsonl")) == 2
-    assert {"prompt", "generation", "reference", "reference_nll", "length"} <= set(tables["mtbench"][0])
+    assert any(
+        {"prompt", "generation", "reference", "reference_nll", "length"} <= set(row) for row in tables["mtbench"]
+    )
+    assert len(load_jsonl(tmp_path / "scores" / "reference_items.jsonl")) == 30 + 2  # all MT-Bench + the custom two
     assert not model.training
