@@ -1,0 +1,143 @@
+"""Facility-location and QDIT selectors against plain (non-lazy) greedy on the exact similarity matrix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from diversity.selectors import FacilitySelector, QditSelector
+from diversity.selectors.facility import facility_value, knn_graph, lazy_greedy
+from diversity.selectors.qdit import typicality
+from diversity.types import TypeAssignment
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _unit(n: int, d: int, seed: int) -> np.ndarray:
+    x = np.random.default_rng(seed).normal(size=(n, d))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _clustered(n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(5, 8))
+    x = centres[rng.integers(5, size=n)] + 0.3 * rng.normal(size=(n, 8))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _types(emb: np.ndarray, meta: dict | None = None) -> TypeAssignment:
+    return TypeAssignment(sp.csr_matrix((len(emb), 0), dtype=np.uint8), [], meta or {}, emb)
+
+
+def _plain_greedy(sim: np.ndarray, m: int, bonus: np.ndarray, alpha: float) -> list[int]:
+    """Textbook greedy: at every step score every unchosen sample exactly, take the best (smallest index on ties)."""
+    cover = np.zeros(len(sim))
+    chosen: list[int] = []
+    for _ in range(m):
+        best, best_gain = -1, -np.inf
+        for j in range(len(sim)):
+            if j in chosen:
+                continue
+            gain = (1 - alpha) * sum(max(0.0, sim[i, j] - cover[i]) for i in range(len(sim))) + alpha * bonus[j]
+            if gain > best_gain:
+                best, best_gain = j, gain
+        chosen.append(best)
+        cover = np.maximum(cover, sim[:, best])
+    return chosen
+
+
+def test_knn_graph_is_exact_knn_in_one_cell_and_stays_within_cells():
+    emb = _unit(80, 6, 0)
+    graph = knn_graph(emb, n_neighbors=5, cell_size=1000, seed=0)
+    sims = emb @ emb.T
+    np.fill_diagonal(sims, -np.inf)
+    for i in range(80):
+        nearest = np.argsort(-sims[i])[:5]
+        np.testing.assert_allclose(graph[i, nearest].toarray().ravel(), np.clip(sims[i, nearest], 0, None), rtol=1e-6)
+    assert (graph != graph.T).nnz == 0 and np.all(graph.diagonal() == 1)
+    assert graph.nnz <= 80 * (2 * 5 + 1)
+    cells = knn_graph(_clustered(300, 1), n_neighbors=4, cell_size=60, seed=0)  # 5 k-means cells
+    rows, cols = cells.nonzero()
+    from sklearn.cluster import MiniBatchKMeans
+
+    labels = MiniBatchKMeans(5, random_state=0, batch_size=4096, n_init=1, max_iter=20).fit_predict(_clustered(300, 1))
+    assert np.all(labels[rows] == labels[cols])
+
+
+def test_lazy_greedy_equals_plain_greedy_on_the_exact_graph():
+    emb = _unit(40, 5, 2)
+    graph = knn_graph(emb, n_neighbors=39, cell_size=1000, seed=0)  # every pair: the dense max(0, cos)
+    dense = np.clip(emb @ emb.T, 0, None).astype(np.float64)
+    np.fill_diagonal(dense, 1.0)
+    np.testing.assert_allclose(graph.toarray(), dense, atol=1e-6)
+    assert lazy_greedy(graph, 8).tolist() == _plain_greedy(dense, 8, np.zeros(40), 0.0)
+    quality = np.random.default_rng(3).random(40) * 5
+    assert lazy_greedy(graph, 8, quality, 0.6).tolist() == _plain_greedy(dense, 8, quality, 0.6)
+    assert facility_value(graph, lazy_greedy(graph, 8)) == pytest.approx(
+        dense[:, _plain_greedy(dense, 8, np.zeros(40), 0)].max(1).mean(), rel=1e-6
+    )
+
+
+@pytest.mark.parametrize(
+    "selector", [FacilitySelector(n_neighbors=6, cell_size=100), QditSelector(n_neighbors=6, cell_size=100)]
+)
+def test_selection_contract_and_degree(selector):
+    types = _types(_clustered(400, 4))
+    graph = knn_graph(types.embeddings, 6, 100, seed=0)
+    values = []
+    for level in (0.0, 0.5, 1.0):
+        sel = selector.select(types, 30, level, seed=1)
+        assert len(sel.indices) == 30 and len(np.unique(sel.indices)) == 30
+        assert np.all(np.diff(sel.indices) > 0) and sel.k is None
+        assert sel.info["n_greedy"] == round(level * 30)
+        np.testing.assert_array_equal(sel.indices, selector.select(types, 30, level, seed=1).indices)
+        values.append(facility_value(graph, sel.indices))
+    assert values[2] > values[0]  # the pure greedy covers the pool better than random
+    with pytest.raises(ValueError, match="n=500"):
+        selector.select(types, 500, 1.0, seed=0)
+
+
+def test_qdit_alpha_and_quality_sources():
+    emb = _clustered(200, 5)
+    facility = FacilitySelector(n_neighbors=8, cell_size=1000).select(_types(emb), 20, 1.0, seed=0)
+    qdit0 = QditSelector(alpha=0.0, n_neighbors=8, cell_size=1000).select(_types(emb), 20, 1.0, seed=0)
+    np.testing.assert_array_equal(qdit0.indices, facility.indices)
+    scores = np.random.default_rng(6).random(200)
+    top = QditSelector(alpha=1.0, quality="meta:reward", n_neighbors=8, cell_size=1000)
+    chosen = top.select(_types(emb, {"reward": scores.tolist()}), 20, 1.0, seed=0)
+    np.testing.assert_array_equal(chosen.indices, np.sort(np.argsort(-scores)[:20]))
+    assert chosen.info["quality_mean_chosen"] > chosen.info["quality_mean_pool"]
+    typical = QditSelector(alpha=1.0, n_neighbors=8, cell_size=1000).select(_types(emb), 20, 1.0, seed=0)
+    graph = knn_graph(emb, 8, 1000, seed=0)
+    np.testing.assert_array_equal(typical.indices, np.sort(np.argsort(-typicality(graph), kind="stable")[:20]))
+    with pytest.raises(ValueError, match="no 'reward'"):
+        top.select(_types(emb), 20, 1.0, seed=0)
+    with pytest.raises(ValueError, match=r"shape \(3,\)"):
+        top.select(_types(emb, {"reward": [1, 2, 3]}), 20, 1.0, seed=0)
+
+
+def test_bad_parameters_name_the_field():
+    types = _types(_unit(20, 4, 0))
+    with pytest.raises(ValueError, match="n_neighbors=0"):
+        FacilitySelector(n_neighbors=0).select(types, 5, 1.0, seed=0)
+    with pytest.raises(ValueError, match="alpha=1.5"):
+        QditSelector(alpha=1.5).select(types, 5, 1.0, seed=0)
+    with pytest.raises(ValueError, match="quality='reward'"):
+        QditSelector(quality="reward").select(types, 5, 1.0, seed=0)
+    with pytest.raises(ValueError, match="needs sample embeddings"):
+        FacilitySelector().select(TypeAssignment(sp.csr_matrix((20, 0), dtype=np.uint8), []), 5, 1.0, seed=0)
+
+
+@pytest.mark.parametrize("name", ["facility", "qdit"])
+def test_selector_configs_instantiate_with_their_rules(name):
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(ROOT / "conf" / "selector" / f"{name}.yaml")
+    selector = instantiate(cfg)
+    for key, (accepts, _) in selector.CONFIG_RULES.items():
+        assert accepts(cfg[key]), key
+    assert len(selector.select(_types(_unit(50, 4, 1)), 10, 1.0, seed=0).indices) == 10
