@@ -142,3 +142,21 @@ def test_the_count_survives_a_checkpoint(tiny_model_dir, tmp_path):
 def test_budget_must_be_positive():
     with pytest.raises(ValueError, match="budget.tokens"):
         TokenBudget(0)
+
+
+def test_progress_lines_count_toward_the_budget(tiny_model_dir, caplog):
+    import logging
+
+    from training.progress import ProgressLog
+
+    batches = _batches()
+    budget = sum(_counts(batches)) + 3
+    with caplog.at_level(logging.INFO, logger="macro2micro.progress"):
+        _trainer([TokenBudget(budget), ProgressLog(every_s=0)]).fit(
+            _module(tiny_model_dir), train_dataloaders=_loader(batches)
+        )
+    lines = [r.getMessage() for r in caplog.records if r.name == "macro2micro.progress"]
+    assert lines[0] == f"training: ? optimizer steps or a budget of {budget} supervised tokens, whichever comes first"
+    steps = [line for line in lines if line.startswith("train step")]
+    assert steps[0].startswith("train step 1/3 (")  # total estimated from the tokens per step so far
+    assert f"supervised tokens {budget}/{budget}" in steps[-1] and "5/5 (100%)" in steps[-1]
