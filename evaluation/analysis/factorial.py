@@ -17,7 +17,14 @@ import numpy as np
 
 from evaluation.analysis.linear import LinearFit, fit_linear
 
-__all__ = ["FactorialFit", "add_config_field", "factorial_fit", "paired_contrasts", "sign_flip_test"]
+__all__ = [
+    "FactorialFit",
+    "add_config_field",
+    "factorial_fit",
+    "factorial_table",
+    "paired_contrasts",
+    "sign_flip_test",
+]
 
 EFFECTS = ("window", "diversity", "window:diversity")
 MAX_EXACT = 20  # 2^20 sign patterns (~1M x m); beyond that a seeded Monte Carlo sample of patterns
@@ -163,3 +170,41 @@ def sign_flip_test(contrasts: Sequence[float] | np.ndarray, n_random: int = 100_
     flipped = np.abs(signs @ c) / m
     p = float(np.mean(flipped >= observed * (1 - 1e-12)))
     return {"mean": float(c.mean()), "p": p, "m": m, "exact": exact, "min_p": 2.0 / 2**m}
+
+
+def factorial_table(
+    runs: Sequence[dict],
+    scores: Sequence[str],
+    window: str,
+    diversity: str = "level",
+    order: dict[str, Sequence[Any]] | None = None,
+    seed: str = "seed",
+) -> list[dict[str, Any]]:
+    """One row per (score, effect): the mixed model's estimate, se, df and p beside the exact sign-flip test of
+    the same per-seed contrast (`flip_mean`, `flip_p`, `seeds`), plus the simple diversity effect in each window.
+
+    Args:
+        runs: Rows of the four cells only (filter out random baselines and the base model first).
+        scores: Score columns.
+        window: Column naming the window (fill it with `add_config_field` from a config field).
+        diversity: Column naming the diversity level.
+        order: `{"window": (low, high), "diversity": (low, high)}`; default sorted.
+        seed: Seed column.
+    """
+    rows = []
+    for score in scores:
+        fit = factorial_fit(runs, score, window, diversity, seed=seed, order=order)
+        contrasts = paired_contrasts(runs, score, window, diversity, fit.levels, seed=seed)
+        w0, w1 = fit.levels["window"]
+        for effect in (*EFFECTS, f"diversity@{w0}", f"diversity@{w1}"):
+            row: dict[str, Any] = {"score": score, "effect": effect, "levels": str(fit.levels)}
+            if effect in EFFECTS:
+                est, se, p = fit.effect(effect)
+                row.update(estimate=est, se=se, df=fit.fit.df, p=p, method=fit.fit.method,
+                           sigma=fit.fit.sigma, sigma_seed=fit.fit.sigma_seed)  # fmt: skip
+            values = contrasts[effect]
+            if values.size:
+                flip = sign_flip_test(values)
+                row.update(flip_mean=flip["mean"], flip_p=flip["p"], flip_exact=flip["exact"], seeds=flip["m"])
+            rows.append(row)
+    return rows

@@ -10,7 +10,13 @@ import pytest
 import statsmodels.formula.api as smf
 from scipy import stats as sps
 
-from evaluation.analysis.factorial import add_config_field, factorial_fit, paired_contrasts, sign_flip_test
+from evaluation.analysis.factorial import (
+    add_config_field,
+    factorial_fit,
+    factorial_table,
+    paired_contrasts,
+    sign_flip_test,
+)
 from evaluation.analysis.synthetic import write_run_dir
 
 WINDOWS = ("short", "long")
@@ -82,3 +88,14 @@ def test_cells_named_by_a_config_field(tmp_path):
     assert [r["window"] for r in named] == list(WINDOWS)
     with pytest.raises(ValueError, match=r"short/config.yaml: config field 'diversity.window' missing"):
         add_config_field(rows, tmp_path, "diversity.window")
+
+
+@pytest.mark.filterwarnings("ignore::statsmodels.tools.sm_exceptions.ConvergenceWarning")
+def test_factorial_table_puts_the_model_beside_the_sign_flip_test():
+    runs = _runs(seeds=8, rng_seed=3)
+    rows = {r["effect"]: r for r in factorial_table(runs, ["loss"], "window", order={"window": WINDOWS})}
+    assert set(rows) == {"window", "diversity", "window:diversity", "diversity@short", "diversity@long"}
+    inter = rows["window:diversity"]
+    assert inter["flip_mean"] == pytest.approx(inter["estimate"], rel=1e-9) and inter["seeds"] == 8
+    assert rows["diversity@short"]["flip_p"] < 0.05 and rows["diversity@short"]["flip_mean"] < 0
+    assert "estimate" not in rows["diversity@long"] and inter["method"] == "mixedlm"
