@@ -7,7 +7,13 @@ analyse a paired 2 x 2 design; `plan` sizes a grid before it runs.
 """
 
 from evaluation.analysis.collect import collect_runs, collect_wandb_runs, strategy_label, write_csv
-from evaluation.analysis.factorial import add_config_field, factorial_fit, paired_contrasts, sign_flip_test
+from evaluation.analysis.factorial import (
+    add_config_field,
+    factorial_fit,
+    factorial_table,
+    paired_contrasts,
+    sign_flip_test,
+)
 from evaluation.analysis.linear import LinearFit, fit_linear, holm
 from evaluation.analysis.plan import PlanReport, plan
 from evaluation.analysis.pooled import entropy_table, noise_table, pooled_slopes
@@ -27,6 +33,7 @@ __all__ = [
     "collect_wandb_runs",
     "entropy_table",
     "factorial_fit",
+    "factorial_table",
     "fit_linear",
     "holm",
     "metric_correlations",
