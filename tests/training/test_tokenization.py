@@ -120,3 +120,27 @@ def test_runs_report_what_max_length_cuts(tmp_path, tiny_overrides):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["data/cut_share"] == block["share_cut"] and metrics["data/n_cut"] == block["n_cut"]
     assert metrics["data/tokens_dropped"] == block["tokens_dropped"] > 0
+
+
+def test_a_whole_response_that_loses_only_its_end_of_turn_is_counted_as_cut(tokenizer):
+    """Issue 21.7: the response's tokens all fit, but its closing <|im_end|> does not: the model never sees this
+    turn end, so the sample is cut, even though no content token was dropped."""
+    from core.prompting import encode_template, render_segments
+
+    pre, _, mid, _, post = render_segments(tokenizer)
+    instruction, response = "Say hi", "Hello there, how are you doing on this fine day?"
+    n_ins, n_res = len(encode_content(tokenizer, instruction)), len(encode_content(tokenizer, response))
+    n_post = len(encode_template(tokenizer, post))
+    assert n_post >= 1
+    exact = len(encode_template(tokenizer, pre)) + n_ins + len(encode_template(tokenizer, mid)) + n_res
+    items, stats = encode_pairs(tokenizer, [instruction] * 2, [response] * 2, max_length=exact)
+    assert tokenizer.decode(_answer(items[0])).strip() == response and tokenizer.eos_token_id not in _answer(items[0])
+    block = stats.as_dict()
+    assert (block["n_cut"], block["n_response_cut"], block["n_end_of_turn_cut"], block["tokens_dropped"]) == (
+        2,
+        2,
+        2,
+        0,
+    )
+    _, whole = encode_pairs(tokenizer, [instruction], [response], max_length=exact + n_post)
+    assert (whole.n_cut, whole.n_end_of_turn_cut) == (0, 0)
