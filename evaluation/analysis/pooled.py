@@ -35,7 +35,7 @@ ALPHA = 0.05
 # Covariate name -> (run-table columns tried in order, transform). The first column present in every run is used.
 COVARIATES: dict[str, tuple[tuple[str, ...], str]] = {
     "log_mean_response_tokens": (("mean_response_tokens", "subset/response/mean_tokens"), "log"),
-    "log_trained_tokens": (("trained_tokens", "train/tokens", "train/trained_tokens"), "log"),
+    "log_trained_tokens": (("trained_tokens", "train/supervised_tokens", "train/tokens"), "log"),
     "response_entropy": (("response_entropy", "subset/response/token_entropy"), "identity"),
 }
 ENTROPY = "response_entropy"
