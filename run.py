@@ -17,12 +17,11 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger("macro2micro")
-# Run folders are named by what the job is; an analysis is not a training job of the default strategy.
+# A run folder is named by what the job is (`run_name` in conf/config.yaml); an analysis or plan by its mode.
 OmegaConf.register_new_resolver(
-    "job_name",
-    lambda mode, strategy, n, level, seed: "analyze" if mode == "analyze" else f"{strategy}_n{n}_l{level}_s{seed}",
-    replace=True,
+    "job_folder", lambda mode, name: name if mode in ("train", "select") else mode, replace=True
 )
+CONFIG_RULES = ("core.config_checks", "diversity.config_rules", "evaluation.config_rules")  # each layer's own
 BAD_INPUT = (FileNotFoundError, ValueError)  # PoolError, ModelNotFoundError and infeasible n are ValueErrors
 
 
@@ -91,49 +90,101 @@ def refuse_secrets(cfg: DictConfig, resolved: dict) -> None:
 
 
 def run_job(cfg: DictConfig, run_dir, resolved: dict, cfg_hash: str) -> float | None:
-    import lightning as L
+    """The paper's pipeline, one stage per line: pool -> subset -> its description -> fit -> evaluate -> log."""
     from hydra.utils import instantiate
 
     from core.assets import load_tokenizer
+    from core.cache import FeatureCache
     from core.config_checks import validate_config
-    from core.quiet import one_console_for_lightning
-    from diversity.report import describe_subset
-    from evaluation.runner import evaluate
-    from training import tracking
+    from diversity.describe import describe_subset
+    from diversity.lengths import LengthControl
+    from diversity.manifest import update_selection_json, write_manifest
+    from diversity.pools import load_pool
+    from diversity.select import HeldoutSpec, select_subset
+    from training.tokenization import encode_pairs
 
-    one_console_for_lightning()
-    validate_config(resolved)  # every problem at once, before the pool is loaded or anything is computed
-    L.seed_everything(cfg.seed, workers=True)  # seed=0 is a seed too: never `if cfg.seed`
+    validate_config(resolved, CONFIG_RULES)  # every problem at once, before the pool is loaded or anything is computed
     run_dir.write_text("config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-
-    strategy = instantiate(cfg.strategy)  # extractor + component + selector
-    if cfg.data.get("n", cfg.diversity.n) != cfg.diversity.n:  # one subset-size knob: the run folder is named by it
-        raise ValueError(f"data.n={cfg.data.n} differs from diversity.n={cfg.diversity.n}: set only diversity.n")
-    datamodule = instantiate(cfg.data, strategy=strategy, exclude_prompts=decontamination_prompts(cfg))
-    selection = datamodule.prepare_subset()  # pool -> held-out split -> types (cached) -> subset -> manifest
-    subset_metrics = describe_subset(datamodule, cfg.diversity.metrics, cfg.model.name_or_path)
-    datamodule.truncation_report()  # what max_length cuts, into selection.json (in mode=select too)
-    selection_info = run_dir.read_json("selection.json")
-    if cfg.mode == "select":
+    cache, data = FeatureCache(cfg.paths.cache_dir), cfg.data
+    pool = load_pool(**pool_settings(data))
+    subset = select_subset(
+        pool,
+        instantiate(cfg.strategy),  # extractor + component + selector
+        n=cfg.diversity.n,
+        level=cfg.diversity.level,
+        seed=cfg.seed,
+        heldout=HeldoutSpec(data.heldout_size, data.heldout_seed, data.heldout_max_fraction),
+        exclude_prompts=decontamination_prompts(cfg),  # plain lists: benchmark text never meets OmegaConf
+        decontaminate=OmegaConf.to_container(data.decontaminate),
+        length=LengthControl.from_config(OmegaConf.to_container(cfg.diversity.length, resolve=True)),
+        cache=cache,
+    )
+    write_manifest(run_dir.path, subset)  # subset.jsonl + selection.json
+    subset_metrics = describe_subset(subset, cfg.diversity.metrics, cfg.model.name_or_path, run_dir.path, cache)
+    tokenizer = load_tokenizer(cfg.model.name_or_path)
+    train_set, cut = encode_pairs(tokenizer, *subset.pairs("train"), data.max_length, data.loss_on)
+    selection_info = update_selection_json(run_dir.path, {"truncation": cut.as_dict()})  # what max_length cuts
+    if cfg.mode == "select":  # no Lightning imported on this path
         print_summary(run_dir.path, {"n": cfg.diversity.n, **subset_metrics}, selection_info)
         return None
+    instructions, responses = subset.pairs("heldout")
+    eval_size = data.heldout_eval_size
+    heldout_set, _ = encode_pairs(
+        tokenizer, instructions[:eval_size], responses[:eval_size], data.max_length, data.loss_on
+    )
+    return fit_and_evaluate(
+        cfg, run_dir, resolved, cfg_hash, train_set, heldout_set, tokenizer, selection_info, subset_metrics
+    )
 
+
+def pool_settings(data: DictConfig) -> dict:
+    """`diversity.pools.load_pool`'s arguments from the `data` group."""
+    keys = ("source", "max_samples", "first_turn_only", "max_chars", "split", "allow_truncated_tail", "conversation_id")
+    return {"seed": data.pool_seed, **{key: data[key] for key in keys}}
+
+
+def fit_and_evaluate(
+    cfg, run_dir, resolved, cfg_hash, train_set, heldout_set, tokenizer, selection_info, subset_metrics
+):
+    """Fine-tune on the encoded subset, score the final weights, log everything; returns the held-out loss."""
+    import lightning as L
+    from hydra.utils import instantiate
+
+    from core.quiet import one_console_for_lightning
+    from evaluation.runner import evaluate
+    from training import tracking
+    from training.datamodule import SFTDataModule
+
+    one_console_for_lightning()
+    L.seed_everything(cfg.seed, workers=True)  # seed=0 is a seed too: never `if cfg.seed`
+    data = cfg.data
+    datamodule = SFTDataModule(
+        train_set,
+        heldout_set,
+        tokenizer.pad_token_id,
+        max_length=data.max_length,
+        batch_size=data.batch_size,
+        seed=cfg.seed,
+        packing=data.packing,
+        group_by_length=data.group_by_length,
+        num_workers=data.num_workers,
+    )
     resume_from = run_dir.resumable_checkpoint(cfg_hash) if cfg.resume else None
     logger = tracking.build_logger(cfg.get("logger"), run_id=run_dir.run_id(cfg_hash))  # a resumed job resumes its run
     failed = True
     try:
         tracking.log_config(logger, resolved)
-        tracking.log_selection(logger, run_dir.path, selection_info, subset_metrics)
+        tracking.log_selection(logger, run_dir.path, cfg.run_name, selection_info, subset_metrics)
         module = instantiate(cfg.model, _convert_="all")  # plain dicts: checkpoints load with weights_only
         callbacks = [checkpointing(run_dir, cfg), progress_log(cfg)]
         trainer = instantiate(cfg.trainer, logger=logger or False, callbacks=callbacks)
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
-        metrics = training_metrics(trainer, module, datamodule)
+        metrics = training_metrics(trainer, module, datamodule, selection_info["truncation"])
         if trainer.is_global_zero:  # other DDP ranks stop here; rank 0 saves, evaluates and reports
             module.save_final(run_dir.path / "model")
             module.model.to(trainer.strategy.root_device)  # Lightning moves the model to CPU after fit
-            scores, tables = evaluate(cfg.eval, module.model, load_tokenizer(cfg.model.name_or_path), run_dir.path)
-            metrics.update({**scores, "k": selection.k, "level": cfg.diversity.level, "n": cfg.diversity.n})
+            scores, tables = evaluate(cfg.eval, module.model, tokenizer, run_dir.path)
+            metrics.update(scores)  # design values (n, level, k) live in selection.json only
             run_dir.write_json("metrics.json", metrics)
             tracking.log_final(logger, metrics, tables, run_dir.path)  # scores once, in the summary
             run_dir.mark_done(cfg_hash)
@@ -149,19 +200,18 @@ def decontamination_prompts(cfg: DictConfig) -> dict[str, list[str]]:
     """Prompts of the eval config's benchmarks, which the pool must not contain (none when decontamination is off)."""
     from evaluation.benchmarks import configured_prompts
 
-    return configured_prompts(cfg.get("eval")) if cfg.data.get("decontaminate", {}).get("enabled") else {}
+    return configured_prompts(cfg.get("eval")) if cfg.data.decontaminate.enabled else {}
 
 
-def training_metrics(trainer, module, datamodule) -> dict:
+def training_metrics(trainer, module, datamodule, truncation: dict) -> dict:
     """Held-out loss/perplexity of the final weights (reusing the loop's last validation when it scored them),
-    the first and last train loss of the whole run (a resumed job restores the history from its checkpoint)
-    and the steps this process trained (0 when it resumed a finished checkpoint)."""
+    the first and last train loss of the whole run (a resumed job restores the history from its checkpoint),
+    the steps this process trained (0 when it resumed a finished checkpoint) and what `max_length` cut."""
     if module.validated_at_step_ == trainer.global_step:
         heldout = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
     else:
         heldout = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
     losses = module.train_losses_ or [math.nan]
-    cut = datamodule.truncation_report()  # responses trained without their end
     return {
         "heldout/loss": heldout["val/loss"],
         "heldout/ppl": heldout["val/ppl"],
@@ -169,9 +219,9 @@ def training_metrics(trainer, module, datamodule) -> dict:
         "train/loss_last": losses[-1],
         "train/steps": trainer.global_step,
         "train/steps_this_run": trainer.global_step - module.start_step_,
-        "data/cut_share": cut["share_cut"],
-        "data/n_cut": cut["n_cut"],
-        "data/tokens_dropped": cut["tokens_dropped"],
+        "data/cut_share": truncation["share_cut"],
+        "data/n_cut": truncation["n_cut"],
+        "data/tokens_dropped": truncation["tokens_dropped"],
     }
 
 
@@ -213,7 +263,7 @@ def print_summary(path: Path, metrics: dict, selection: dict | None = None) -> N
     from rich.console import Console
     from rich.table import Table
 
-    from diversity.report import selection_facts, selection_warnings
+    from diversity.describe import selection_facts, selection_warnings
 
     selection = selection or {}
     table = Table(title=path.name)

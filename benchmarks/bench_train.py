@@ -138,7 +138,7 @@ def run_ours(args, mode: str, train: list[dict], pad_id: int):
         callbacks=[Tick()],
     )
     if mode == "ours-group":
-        from training.sampling import ResumableLoader, ResumableSampler
+        from training.batch_sampler import ResumableLoader, ResumableSampler
 
         lengths = [len(x["input_ids"]) for x in train]
         sampler = ResumableSampler(lengths, args.batch_size, seed=0, group_by_length=True)

@@ -10,7 +10,10 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+import run  # noqa: F401  (registers the `job_folder` resolver the hydra run dir uses)
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
 
 
 def options(group: str) -> list[str]:
@@ -36,12 +39,36 @@ def test_every_group_has_options():
 
 
 @pytest.mark.parametrize("name", options("strategy"))
-def test_strategies_instantiate_with_their_data_module(compose_cfg, name):
+def test_strategies_instantiate(compose_cfg, name):
     cfg = compose_cfg(f"strategy={name}")
     strategy = instantiate(cfg.strategy)
     assert strategy.name == cfg.strategy.name
-    datamodule = instantiate(cfg.data, strategy=strategy)
-    assert datamodule.n == cfg.diversity.n and datamodule.strategy is strategy
+
+
+def test_subset_size_and_degree_have_one_knob_each(compose_cfg):
+    cfg = compose_cfg()
+    assert "n" not in cfg.data and "level" not in cfg.data and "_target_" not in cfg.data
+    assert cfg.diversity.n > 0 and 0 <= cfg.diversity.level <= 1
+
+
+def test_the_run_name_is_built_once(compose_cfg):
+    """`run_name` is the only place strategy, n, level and seed are joined into a name (folder, W&B, artifact)."""
+    cfg = compose_cfg("strategy=micro_response", "diversity.level=0.5", "seed=3", "logger=wandb", hydra_cfg=True)
+    assert cfg.run_name == "micro_response_n200_l0.5_s3"
+    assert cfg.logger.name == cfg.run_name and cfg.hydra.run.dir.endswith("_" + cfg.run_name)
+    code = [p for d in ("core", "diversity", "training", "evaluation", "benchmarks") for p in (ROOT / d).rglob("*.py")]
+    sources = [p.read_text() for p in (*CONF.rglob("*.yaml"), *code, ROOT / "run.py")]
+    assert sum(text.count("_n${diversity.n}_l${diversity.level}") for text in sources) == 1
+    assert not any("-n{" in text and "-l{" in text for text in sources)  # no name assembled in code
+
+
+def test_the_seven_degrees_are_defined_once():
+    from diversity.selectors.degree import DEGREES
+
+    assert tuple(i / 6 for i in range(7)) == DEGREES
+    code = [p for p in ROOT.rglob("*.py") if ".venv" not in p.parts and p.name != "test_configs.py"]
+    definitions = [p for p in code if "/ 6 for i in range(7)" in p.read_text() or "range(7)) / 6" in p.read_text()]
+    assert definitions == [ROOT / "diversity/selectors/degree.py"], definitions
 
 
 @pytest.mark.parametrize("tagger", options("tagger"))

@@ -68,9 +68,16 @@ def test_default_run_selects_trains_evaluates_and_logs(tmp_path):
 
 
 @pytest.mark.slow
-def test_select_mode_writes_manifest_without_training(tmp_path, tiny_overrides):
-    result = run_cli("mode=select", "strategy=micro_response", "diversity.level=0.5", *tiny_overrides)
+def test_select_mode_writes_manifest_without_training_or_lightning(tmp_path, tiny_overrides):
+    """Selection is its own step: mode=select never imports Lightning (or the training code that needs it)."""
+    args = ("mode=select", "strategy=micro_response", "diversity.level=0.5", *tiny_overrides)
+    result = run_cli(*args, env={"PYTHONPROFILEIMPORTTIME": "1"})  # every import is listed on stderr
     assert result.returncode == 0, result.stderr[-3000:]
+    imported = {
+        line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time")
+    }
+    assert "diversity.select" in imported and "training.tokenization" in imported
+    assert not {"lightning", "pytorch_lightning", "training.datamodule", "training.module"} & imported
     run_dir = only_run_dir(tmp_path / "outputs")
     assert len((run_dir / "subset.jsonl").read_text().splitlines()) == 24
     k = json.loads((run_dir / "selection.json").read_text())["k"]

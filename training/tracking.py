@@ -64,8 +64,10 @@ def is_wandb(logger: Any) -> bool:
     return type(logger).__name__ == "WandbLogger" and rank_zero_only.rank == 0
 
 
-def log_selection(logger: Any, run_dir: Path, selection_info: dict[str, Any], subset_metrics: dict[str, Any]) -> None:
-    """Put the subset's description in the run config and its manifest in an Artifact."""
+def log_selection(
+    logger: Any, run_dir: Path, run_name: str, selection_info: dict[str, Any], subset_metrics: dict[str, Any]
+) -> None:
+    """Put the subset's description in the run config and its manifest in an Artifact named after the run."""
     if logger is None:
         return
     subset = {k: v for k, v in selection_info.items() if k not in _IN_RUN_CONFIG}
@@ -76,7 +78,7 @@ def log_selection(logger: Any, run_dir: Path, selection_info: dict[str, Any], su
 
     run = logger.experiment
     artifact = wandb.Artifact(
-        name=f"subset-{selection_info['strategy']}-n{selection_info['n']}-l{selection_info['level']}-s{selection_info['seed']}",
+        name=f"subset-{run_name}",
         type="subset",
         metadata={k: v for k, v in selection_info.items() if k != "info"},
     )

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from diversity.manifest import jsonable
 
 
 @dataclass
@@ -37,6 +41,22 @@ class Selection:
 
     def __len__(self) -> int:
         return len(self.indices)
+
+    def save(self, directory: Path) -> None:
+        """Cache codec (write): the selection as JSON (`cached_selection.json`, not a run's `selection.json`)."""
+        payload = asdict(self)
+        payload["indices"] = [int(i) for i in self.indices]
+        (Path(directory) / CACHE_FILE).write_text(json.dumps(payload, default=jsonable))
+
+    @classmethod
+    def load(cls, directory: Path) -> Selection:
+        """Cache codec (read): the `Selection` written by `save`."""
+        payload = json.loads((Path(directory) / CACHE_FILE).read_text())
+        payload["indices"] = np.asarray(payload["indices"], dtype=np.int64)
+        return cls(**payload)
+
+
+CACHE_FILE = "cached_selection.json"
 
 
 def check_request(n: int, level: float, n_samples: int) -> None:

@@ -17,6 +17,10 @@ Degree 0 is special: P_{k_min} often holds exactly `n` samples, so every seed re
 Samples that carry no type (no token in micro's frequency band, macro noise) are **never selected**: they
 cannot express the degree being controlled, and admitting them vacuously into every P_k would fill low-degree
 subsets with near-empty texts. Their count is reported in `Selection.info["n_typeless"]`.
+
+Under a length lock (`quota`, see `diversity.selectors.quota`) every subset meets per-stratum counts: k_min is
+the smallest state whose pool holds each stratum's count, k_max what the quota-constrained Algorithm 2 covers
+from the whole typed pool, so the reachable range is narrower than unlocked and is reported as such.
 """
 
 from __future__ import annotations
@@ -28,19 +32,20 @@ import numpy as np
 
 from diversity.selectors.base import Selection, check_request
 from diversity.selectors.pruning import PruningPass, prune
+from diversity.selectors.quota import Quota
 from diversity.selectors.sampling import FILL_MODES, sample
 from diversity.types import TypeAssignment
 
 log = logging.getLogger(__name__)
 
 PREVIEW = 20
-SEVEN_LEVELS = tuple(i / 6 for i in range(7))
+DEGREES = tuple(i / 6 for i in range(7))  # the paper's seven degrees 0, 1/6, ..., 1: their one definition
 EXTRA_STREAMS = 8  # at most 2 * 8 extra Algorithm-2 runs when coverage misses k_target by > 0.5%
 K_MAX_DEFINITION = (
     "types covered by Algorithm 2 with n samples from the whole typed pool and this seed; equals the pool's "
     "type count when n samples can cover every type"
 )
-ALGORITHM_VERSION = 2  # 2: uniform holder draws and fill, level map over the reachable range
+ALGORITHM_VERSION = 3  # 2: uniform holder draws and fill, level map over the reachable range; 3: length-lock quotas
 
 __all__ = ["DegreeSelector", "LevelMap", "PruningPass", "prune"]
 
@@ -90,6 +95,8 @@ class DegreeSelector:
     cannot cover P_k_target; memory O(nnz).
     """
 
+    CONFIG_RULES = {"fill": (lambda v: v in FILL_MODES, f"one of {', '.join(map(repr, FILL_MODES))}")}
+
     def __init__(self, fill: str = "balanced") -> None:
         self.fill = fill
 
@@ -97,26 +104,35 @@ class DegreeSelector:
         """What determines the subsets (the algorithm version invalidates selections cached by older code)."""
         return {"class": "diversity.selectors.DegreeSelector", "fill": self.fill, "version": ALGORITHM_VERSION}
 
-    def pruning_pass(self, types: TypeAssignment) -> PruningPass:
-        """Run (or reuse) Algorithm 1 for this type matrix."""
-        if getattr(self, "_pass_matrix", None) is not types.matrix:
-            self._pass = prune(types.matrix)
-            self._pass_matrix = types.matrix
-            self._maps: dict[tuple[int, int], LevelMap] = {}
-            self._full: dict[tuple[int, int], tuple[int, np.ndarray]] = {}
+    def pruning_pass(self, types: TypeAssignment, quota: Quota | None = None) -> PruningPass:
+        """Run (or reuse) Algorithm 1 for this type matrix (quota-aware under a length lock)."""
+        key = None if quota is None else quota.key
+        if getattr(self, "_pass_matrix", None) is not types.matrix or self._pass_quota != key:
+            self._pass = prune(types.matrix, quota)
+            self._pass_matrix, self._pass_quota = types.matrix, key
+            self._maps: dict[tuple, LevelMap] = {}
+            self._full: dict[tuple, tuple[int, np.ndarray]] = {}
         return self._pass
 
-    def level_map(self, types: TypeAssignment, n: int, seed: int) -> LevelMap:
-        """The reachable range of k for `n` samples of this pool and this seed (cached per (n, seed)).
+    def level_map(self, types: TypeAssignment, n: int, seed: int, quota: Quota | None = None) -> LevelMap:
+        """The reachable range of k for `n` samples of this pool and this seed (cached per (n, seed, quota)).
 
         Raises:
             ValueError: fewer than `n` typed samples (message names n, k_min, k_max).
         """
-        result = self.pruning_pass(types)
-        if (n, seed) in self._maps:
-            return self._maps[n, seed]
+        result = self.pruning_pass(types, quota)
+        key = (n, seed, None if quota is None else quota.key)
+        if key in self._maps:
+            return self._maps[key]
         k_pool = int(result.valid_k[-1]) if result.valid_k.size else 0
         feasible = np.flatnonzero(result.pool_size >= n)
+        if quota is not None and feasible.size:
+            feasible = feasible[result.valid_k[feasible] >= self._quota_k(types, result, quota)]
+            if feasible.size == 0:
+                raise ValueError(
+                    f"cannot select n={n} under the length lock: the typed pool cannot meet every length "
+                    "stratum's count (a wider window, fewer diversity.length.bins or a smaller n)"
+                )
         if feasible.size == 0:
             n_typeless = int((types.types_per_sample() == 0).sum())
             raise ValueError(
@@ -125,20 +141,47 @@ class DegreeSelector:
                 f"(k_min=undefined, k_max={k_pool})"
             )
         k_min = int(result.valid_k[feasible[0]])
-        whole = sample(types.matrix, result.pool(k_pool), n, self.fill, np.random.default_rng(seed))
-        self._full[n, seed] = (int(types.types_of(whole).size), whole)  # also degree 1's subset
-        k_max = max(k_min, self._full[n, seed][0])
-        partial = LevelMap(k_min, k_max, k_pool, bool(result.pool_size[feasible[0]] == n), 0)
-        expected = {self._expected_k(result, partial.target(level), k_max) for level in SEVEN_LEVELS}
+        whole = sample(types.matrix, result.pool(k_pool), n, self.fill, np.random.default_rng(seed), quota=quota)
+        self._full[key] = (int(types.types_of(whole).size), whole)  # also degree 1's subset
+        k_max = max(k_min, self._full[key][0])
+        unique = self._seed_free(result, k_min, n, quota)
+        partial = LevelMap(k_min, k_max, k_pool, unique, 0)
+        expected = {self._expected_k(result, partial.target(level), k_max) for level in DEGREES}
         level_map = LevelMap(k_min, k_max, k_pool, partial.degree0_unique, len(expected))
-        if level_map.n_distinct_k < len(SEVEN_LEVELS):
+        if level_map.n_distinct_k < len(DEGREES):
             log.warning(
                 "DegreeSelector: n=%d reaches only %d distinct k for the seven degrees (k_min=%d, k_max=%d, "
                 "%d types in the pool); some neighbouring degrees will cover the same number of types",
                 n, level_map.n_distinct_k, k_min, k_max, k_pool,
             )  # fmt: skip
-        self._maps[n, seed] = level_map
+        self._maps[key] = level_map
         return level_map
+
+    @staticmethod
+    def _quota_k(types: TypeAssignment, result: PruningPass, quota: Quota) -> int:
+        """Smallest k whose pool P_k holds `quota.counts[s]` typed samples of every stratum s.
+
+        A sample is in P_k while its death step is >= n_types - k, so stratum s needs the counts[s]-th latest
+        death among its typed samples. O(n_samples log n_samples)."""
+        n_types = types.n_types
+        typed = result.death < n_types
+        need = 0
+        for s, count in enumerate(quota.counts.tolist()):
+            if count == 0:
+                continue
+            deaths = np.sort(result.death[typed & (quota.stratum == s)])[::-1]
+            if deaths.size < count:
+                return n_types + 1  # no state can meet it
+            need = max(need, n_types - int(deaths[count - 1]))
+        return need
+
+    @staticmethod
+    def _seed_free(result: PruningPass, k: int, n: int, quota: Quota | None) -> bool:
+        """Whether P_k leaves no choice: exactly `n` samples (or exactly each stratum's count)."""
+        pool = result.pool(k)
+        if quota is None:
+            return len(pool) == n
+        return bool(np.array_equal(quota.available(pool), quota.counts))
 
     @staticmethod
     def _expected_k(result: PruningPass, target: int, k_max: int) -> int:
@@ -147,8 +190,8 @@ class DegreeSelector:
         state = int(result.valid_k[min(np.searchsorted(result.valid_k, target), len(result.valid_k) - 1)])
         return state if state <= k_max else target
 
-    def select(self, types: TypeAssignment, n: int, level: float, seed: int) -> Selection:
-        """Choose exactly `n` typed samples at degree `level`; see the class docstring.
+    def select(self, types: TypeAssignment, n: int, level: float, seed: int, quota: Quota | None = None) -> Selection:
+        """Choose exactly `n` typed samples at degree `level` (within `quota`'s strata); see the class docstring.
 
         Raises:
             ValueError: bad `level`/`n`/`fill`, or fewer than `n` typed samples (message names n, k_min,
@@ -157,10 +200,10 @@ class DegreeSelector:
         if self.fill not in FILL_MODES:
             raise ValueError(f"DegreeSelector.fill must be one of {FILL_MODES}, got {self.fill!r}")
         check_request(n, level, types.n_samples)
-        level_map = self.level_map(types, n, seed)
-        result = self.pruning_pass(types)
+        level_map = self.level_map(types, n, seed, quota)
+        result = self.pruning_pass(types, quota)
         k_target = level_map.target(level)
-        k_state, chosen, probes = self._search(types, result, n, k_target, level_map.k_min, seed)
+        k_state, chosen, probes = self._search(types, result, n, k_target, level_map.k_min, seed, quota)
         covered = types.types_of(chosen)
         counts = np.bincount(types.matrix[chosen].indices, minlength=types.n_types)[covered]
         top = covered[np.argsort(-counts, kind="stable")[:PREVIEW]]
@@ -174,7 +217,8 @@ class DegreeSelector:
             "k_max_definition": K_MAX_DEFINITION,
             "n_distinct_k": level_map.n_distinct_k,
             "degree0_unique": level_map.degree0_unique,
-            "subset_independent_of_seed": pool_size == n,
+            "subset_independent_of_seed": self._seed_free(result, k_state, n, quota),
+            "length_locked": quota is not None,
             "search_probes": probes,
             "candidate_pool_size": pool_size,
             "n_typeless": int((types.types_per_sample() == 0).sum()),
@@ -193,7 +237,14 @@ class DegreeSelector:
         )
 
     def _search(
-        self, types: TypeAssignment, result: PruningPass, n: int, k_target: int, k_min: int, seed: int
+        self,
+        types: TypeAssignment,
+        result: PruningPass,
+        n: int,
+        k_target: int,
+        k_min: int,
+        seed: int,
+        quota: Quota | None = None,
     ) -> tuple[int, np.ndarray, int]:
         """Find the pruning state whose Algorithm-2 subset covers `k_target` types.
 
@@ -212,14 +263,14 @@ class DegreeSelector:
         """
         valid = result.valid_k
         last = len(valid) - 1
-        tried = {(last, 0): self._full[n, seed]}
+        tried = {(last, 0): self._full[n, seed, None if quota is None else quota.key]}
         probes = 0
 
         def run(i: int, stream: int = 0) -> int:
             nonlocal probes
             if (i, stream) not in tried:
                 rng = np.random.default_rng(seed if stream == 0 else [seed, stream])
-                chosen = sample(types.matrix, result.pool(int(valid[i])), n, self.fill, rng)
+                chosen = sample(types.matrix, result.pool(int(valid[i])), n, self.fill, rng, quota=quota)
                 tried[i, stream] = (int(types.types_of(chosen).size), chosen)
                 probes += 1
             return tried[i, stream][0]

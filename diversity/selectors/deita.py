@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from core.config_checks import is_int, is_number
 from diversity.selectors.base import Selection, check_request
 from diversity.selectors.kcenter import _embeddings
 from diversity.types import TypeAssignment
@@ -25,6 +26,11 @@ class DeitaSelector:
 
     Complexity: O(W * n * d) time for a walk over W samples (blocked matrix products), O(n * d) memory.
     """
+
+    CONFIG_RULES = {
+        "min_threshold": (lambda v: is_number(v) and -1 <= v <= 1, "a number in [-1, 1]"),
+        "block_size": (lambda v: is_int(v) and v >= 1, "a positive integer"),
+    }
 
     def __init__(self, min_threshold: float = 0.7, block_size: int = 512) -> None:
         self.min_threshold = min_threshold

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from diversity.selectors.quota import Quota
+
 
 @dataclass(frozen=True)
 class PruningPass:
@@ -49,8 +51,15 @@ def _gather_rows(matrix: sp.csr_matrix, rows: np.ndarray) -> np.ndarray:
     return matrix.indices[offsets + np.arange(total)]
 
 
-def prune(matrix: sp.csr_matrix) -> PruningPass:
+def prune(matrix: sp.csr_matrix, quota: Quota | None = None) -> PruningPass:
     """Algorithm 1: drop the type with the fewest alive holders, with its holders, until none is left.
+
+    Under a `quota` (the length lock) a type whose drop would leave some length stratum with fewer alive
+    samples than its count is *protected*: it is kept while the unprotected types go on being dropped, and
+    the protected ones are dropped last, in the order they were protected. Without this, long responses
+    (which nearly always hold some rare type) die in the first steps and no low-degree pool could meet the
+    long strata's counts; with it, every pool P_k down to the protected core meets the quota, so the lock
+    keeps a wide reachable range. Without a quota the pass is exactly Algorithm 1.
 
     Ties are broken by the lower type id, so the pass is deterministic and independent of the seed.
     The next type is found by a vectorised argmin over the live types' holder counts (compacted whenever
@@ -71,18 +80,37 @@ def prune(matrix: sp.csr_matrix) -> PruningPass:
     alive = np.ones(n_samples, dtype=bool)
     position = np.full(n_types, n_types, dtype=np.int64)
     popped_count = np.zeros(n_types, dtype=np.int64)
-    for step in range(n_types):
-        if 2 * (n_types - step) < len(live):
+    if quota is not None:
+        margin = quota.available(np.arange(n_samples)[np.diff(matrix.indptr) > 0]) - quota.counts
+    protected: list[int] = []
+    step = 0
+    for seen in range(n_types):
+        if 2 * (n_types - seen) < len(live):
             live = live[counts[live] != dropped]
         t = int(live[np.argmin(counts[live])])
-        position[t] = step
-        popped_count[step] = counts[t]
         holders = by_type.indices[by_type.indptr[t] : by_type.indptr[t + 1]]
         dying = holders[alive[holders]]
+        if quota is not None and dying.size:
+            loss = np.bincount(quota.stratum[dying], minlength=len(margin))
+            if (loss > margin).any():
+                protected.append(t)  # dropping it now would break a stratum's count: keep it until the end
+                counts[t] = dropped
+                continue
+            margin -= loss
+        position[t] = step
+        popped_count[step] = counts[t]
+        step += 1
         if dying.size:
             alive[dying] = False
             np.subtract.at(counts, _gather_rows(matrix, dying), 1)
         counts[t] = dropped
+    for t in protected:  # the protected core, dropped last: these states no longer meet the quota
+        holders = by_type.indices[by_type.indptr[t] : by_type.indptr[t + 1]]
+        dying = holders[alive[holders]]
+        position[t] = step
+        popped_count[step] = dying.size
+        step += 1
+        alive[dying] = False
 
     typed = np.diff(matrix.indptr) > 0
     death = np.full(n_samples, n_types, dtype=np.int64)

@@ -14,6 +14,10 @@ Each draw is a rejection sample from the type's holder list (exactly uniform ove
 a few rejections the list is compacted to its unchosen holders, so every holder is scanned O(1) times per
 compaction and a list is compacted only when most of it is already chosen. The rank permutation is drawn over
 all type ids of the matrix, so different candidate pools sampled with one seed share their tie-breaking.
+
+Under a `Quota` (the length lock) a holder is drawn only from strata whose count is not yet met: once a
+stratum is full its rows are marked taken, so the walk never draws them again, and the fill draws each
+stratum's remaining count uniformly from its untaken rows. Without a quota the draws are exactly as before.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ import heapq
 
 import numpy as np
 import scipy.sparse as sp
+
+from diversity.selectors.quota import Quota
 
 FILL_MODES = ("balanced", "random")
 TRIES = 4  # rejection draws before a holder list is compacted
@@ -53,6 +59,7 @@ def sample(
     fill: str,
     rng: np.random.Generator,
     cover_only: bool = False,
+    quota: Quota | None = None,
 ) -> np.ndarray:
     """Algorithm 2: choose `n` of `candidates` (sorted pool ids), least-represented type first.
 
@@ -64,6 +71,7 @@ def sample(
         rng: the only source of randomness; equal seeds give equal subsets.
         cover_only: stop when every type is covered or `n` are chosen, without the fill (the coverage
             phase is the same for both fill modes, so this measures what Algorithm 2 can reach).
+        quota: per-stratum counts the subset must meet exactly (`n` must equal `quota.n`); None = none.
 
     Returns:
         Sorted pool ids of the chosen samples (exactly `n` unless `cover_only`).
@@ -84,6 +92,14 @@ def sample(
     start = by_type.indptr[:-1]
     end = by_type.indptr[1:].copy()
     chosen = np.zeros(len(candidates), dtype=bool)
+    taken = chosen if quota is None else chosen.copy()  # chosen, or in a stratum whose count is met
+    if quota is not None:
+        if quota.n != n:
+            raise ValueError(f"the quota sums to {quota.n} but n={n}")
+        quota.check(candidates, "Algorithm 2")
+        local_stratum = quota.stratum[candidates]
+        left = quota.counts.copy()
+        members = np.split(np.argsort(local_stratum, kind="stable"), np.cumsum(np.bincount(local_stratum))[:-1])
     represented = np.zeros(n_types, dtype=np.int64)
     uniforms = _Uniforms(rng)
     heap = sorted(rank[np.diff(by_type.indptr) > 0].tolist())  # every present type, count 0
@@ -97,17 +113,28 @@ def sample(
         t = int(type_of_rank[r])
         if represented[t] != count:
             continue  # stale heap entry
-        row = _draw_holder(holders, int(start[t]), end, t, chosen, uniforms)
+        row = _draw_holder(holders, int(start[t]), end, t, taken, uniforms)
         if row < 0:
             continue  # every holder already chosen: this type can gain nothing more
         chosen[row] = True
+        if quota is not None:
+            taken[row] = True
+            s = int(local_stratum[row])
+            left[s] -= 1
+            if left[s] == 0:
+                taken[members[s]] = True
         n_chosen += 1
         row_types = sub.indices[sub.indptr[row] : sub.indptr[row + 1]]
         represented[row_types] += 1
         for key in (represented[row_types] * n_types + rank[row_types]).tolist():
             heapq.heappush(heap, key)
     if n_chosen < n and not cover_only:
-        rest = rng.choice(np.flatnonzero(~chosen), size=n - n_chosen, replace=False)
+        if quota is None:
+            rest = rng.choice(np.flatnonzero(~chosen), size=n - n_chosen, replace=False)
+        else:
+            already = np.flatnonzero(chosen)
+            whole = Quota(local_stratum, quota.counts).draw(np.arange(len(candidates)), rng, already)
+            rest = np.setdiff1d(whole, already)
         chosen[rest] = True
     return candidates[chosen]
 
@@ -115,7 +142,7 @@ def sample(
 def _draw_holder(
     holders: np.ndarray, begin: int, end: np.ndarray, t: int, chosen: np.ndarray, uniforms: _Uniforms
 ) -> int:
-    """A uniformly random unchosen holder of type `t` (local row id), or -1 if none is left."""
+    """A uniformly random unchosen (untaken) holder of type `t` (local row id), or -1 if none is left."""
     for _ in range(TRIES):
         size = int(end[t]) - begin
         if size == 0:

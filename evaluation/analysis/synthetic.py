@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from core.cache import stable_hash
+from diversity.selectors.degree import DEGREES
 
 __all__ = [
     "LENGTH_GAIN",
@@ -27,7 +28,7 @@ __all__ = [
     "write_synthetic_sweep",
 ]
 
-PAPER_LEVELS = tuple(i / 6 for i in range(7))
+PAPER_LEVELS = DEGREES  # the paper's seven degrees, defined once in diversity.selectors.degree
 # The paper's N = 10K slopes (score points over the full degree range), used as the synthetic truth.
 TRUE_SLOPES = {
     "macro_instruction": 2.37,

@@ -16,7 +16,6 @@ import pytest
 from core.cache import MANIFEST, FeatureCache, atomic_dir, atomic_write
 from diversity.selectors import Selection
 from diversity.types import TypeAssignment
-from training.manifest import load_selection, save_selection
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,7 +36,7 @@ def selection() -> Selection:
 
 
 def get_selection(cache: FeatureCache, compute: Counter) -> Selection:
-    return cache.get_or_compute("selections", {"pool": "p"}, compute, save_selection, load_selection)
+    return cache.get_or_compute("selections", {"pool": "p"}, compute, Selection.save, Selection.load)
 
 
 def types() -> TypeAssignment:

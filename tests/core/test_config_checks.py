@@ -1,18 +1,21 @@
-"""validate_config rejects every bad setting at once, before a pool is loaded or a model trained."""
+"""validate_config rejects every bad setting at once, before a pool is loaded or a model trained.
+
+The rules live with the layers they check (core, diversity, evaluation); run.py names the layers."""
 
 from __future__ import annotations
 
 import pytest
 
-from core.config_checks import COMPONENTS, SELECTOR_RULES, ConfigError, validate_config
-from diversity.pools import COMPONENTS as POOL_COMPONENTS
+from core.config_checks import ConfigError, validate_config
+from diversity.selectors import DegreeSelector
 from diversity.selectors.degree import FILL_MODES
+from run import CONFIG_RULES
 
 
 def config(**changes) -> dict:
     cfg = {
         "mode": "train",
-        "diversity": {"n": 10, "level": 0.5, "match_length": {"enabled": False}},
+        "diversity": {"n": 10, "level": 0.5, "length": {"window": None, "lock": False, "bins": "auto"}},
         "data": {"heldout_size": 8, "max_samples": None},
         "strategy": {
             "_target_": "diversity.strategy.Strategy",
@@ -35,7 +38,7 @@ def config(**changes) -> dict:
 
 def problems(cfg: dict) -> list[str]:
     try:
-        validate_config(cfg, check_assets=False)
+        validate_config(cfg, CONFIG_RULES, check_assets=False)
     except ConfigError as err:
         return err.problems
     return []
@@ -59,7 +62,9 @@ def test_a_valid_config_passes():
         ({"strategy__selector__fil": "random"}, "DegreeSelector has no parameter 'fil'"),
         ({"strategy__selector___target_": "diversity.selectors.Nope"}, "cannot be imported"),
         ({"strategy__extractor__min_cnt": 2}, "MicroExtractor has no parameter 'min_cnt'"),
-        ({"diversity__match_length": {"enabled": True, "min_tokens": 400, "max_tokens": 200}}, "match_length"),
+        ({"diversity__length": {"window": [400, 200], "tokenizer": "m"}}, "diversity.length.window"),
+        ({"diversity__length": {"lock": True, "bins": 0, "tokenizer": "m"}}, "diversity.length.bins=0"),
+        ({"diversity__length": {"lock": True}}, "diversity.length.tokenizer"),
     ],
 )
 def test_each_bad_setting_is_named(changes, expected):
@@ -69,7 +74,7 @@ def test_each_bad_setting_is_named(changes, expected):
 
 def test_all_problems_are_reported_in_one_error():
     with pytest.raises(ConfigError) as err:
-        validate_config(config(diversity__level=-1, diversity__n=0, strategy__selector__fill="x"), check_assets=True)
+        validate_config(config(diversity__level=-1, diversity__n=0, strategy__selector__fill="x"), CONFIG_RULES)
     message = str(err.value)
     assert "4 problems" in message
     for part in ("diversity.level=-1", "diversity.n=0", "strategy.selector.fill", "model '/no/such/model'"):
@@ -97,7 +102,6 @@ def test_a_key_in_any_api_key_env_is_refused_unechoed():
     assert any("strategy.extractor.tagger.api_key_env" in p for p in found) and key not in str(found)
 
 
-def test_rules_agree_with_the_selectors():
-    assert tuple(POOL_COMPONENTS) == COMPONENTS
-    accepts, _ = SELECTOR_RULES["DegreeSelector"]["fill"]
+def test_selector_rules_are_declared_by_the_selector():
+    accepts, _ = DegreeSelector.CONFIG_RULES["fill"]
     assert all(accepts(mode) for mode in FILL_MODES) and not accepts("other")

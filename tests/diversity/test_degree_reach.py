@@ -15,9 +15,10 @@ import pytest
 import scipy.sparse as sp
 
 from diversity.selectors import DegreeSelector
+from diversity.selectors.degree import DEGREES
 from diversity.types import TypeAssignment
 
-LEVELS = [i / 6 for i in range(7)]
+LEVELS = list(DEGREES)
 
 
 def micro_like(n_samples: int, vocab: int, seed: int) -> TypeAssignment:

@@ -17,10 +17,11 @@ from core.cache import FeatureCache
 from diversity.embeddings import embed
 from diversity.metrics import embedding_distance, token_entropy, tokenize, type_coverage
 from diversity.pools import load_pool
+from diversity.selectors.degree import DEGREES
 
 pytestmark = pytest.mark.slow
 CONF = Path(__file__).resolve().parents[2] / "conf"
-LEVELS = [0, 1 / 6, 1 / 3, 1 / 2, 2 / 3, 5 / 6, 1]
+LEVELS = list(DEGREES)
 N = 120
 STRATEGIES = [f"{g}_{c}" for g in ("macro", "meso", "micro") for c in ("instruction", "response")]
 

@@ -11,7 +11,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from core.cache import FeatureCache, stable_hash
-from diversity.extractors.micro import MicroExtractor, count_tokens
+from diversity.extractors.micro import MicroExtractor
 from diversity.pools import Pool
 from diversity.selectors import DegreeSelector, RandomSelector
 from diversity.strategy import Strategy
@@ -41,7 +41,7 @@ def pool() -> Pool:
 
 def _micro(component: str = "response") -> Strategy:
     extractor = MicroExtractor(tokenizer="whitespace", min_count=2, max_count=100, progress=False)
-    return Strategy("micro_test", component, extractor, DegreeSelector(), length_tokenizer=MODEL)
+    return Strategy("micro_test", component, extractor, DegreeSelector())
 
 
 def test_degree_strategy_selects_and_describes(pool, tmp_path):
@@ -53,9 +53,6 @@ def test_degree_strategy_selects_and_describes(pool, tmp_path):
     assert info["strategy"] == "micro_test" and info["component"] == "response"
     assert info["types_covered"] == sel.k and 0 < len(info["types_preview"]) <= 20
     assert info["candidate_pool_size"] >= 20
-    lengths = count_tokens([pool.responses[i] for i in sel.indices], MODEL, progress=False)
-    assert info["mean_response_tokens"] == pytest.approx(lengths.mean())
-    assert info["mean_instruction_tokens"] > 0 and info["length_tokenizer"] == MODEL
     # the band the extractor used on this pool is part of the record (selection.json), not only of the config
     band = info["extractor"]["band"]
     assert (band["min_count"], band["max_count"]) == (2, 100)
@@ -77,21 +74,18 @@ def test_random_strategy_without_extractor(pool):
     strategy = Strategy("random", selector=RandomSelector())
     sel = strategy.select(pool, 10, 1.0, seed=3)
     assert len(sel.indices) == 10 and sel.k is None
-    assert sel.info["candidate_pool_size"] == len(pool) and "mean_response_tokens" not in sel.info
+    assert sel.info["candidate_pool_size"] == len(pool)
 
 
-def test_match_length_restricts_candidates(pool):
-    window = {"enabled": True, "tokenizer": "whitespace", "min_tokens": 10, "max_tokens": 30}
+def test_a_length_window_restricts_candidates(pool):
     lengths = np.array([len(r.split()) for r in pool.responses])
+    within = np.flatnonzero((lengths >= 10) & (lengths <= 30))
     for strategy in (_micro(), Strategy("random", selector=RandomSelector())):
-        sel = strategy.select(pool, 15, 1.0, seed=1, match_length=window)
+        sel = strategy.select(pool, 15, 1.0, seed=1, within=within)
         assert np.all((lengths[sel.indices] >= 10) & (lengths[sel.indices] <= 30))
-        assert sel.info["length_window"]["n_candidates"] == int(((lengths >= 10) & (lengths <= 30)).sum())
-        assert sel.info["candidate_pool_size"] <= sel.info["length_window"]["n_candidates"]
-    off = _micro().select(pool, 15, 1.0, seed=1, match_length={**window, "enabled": False})
-    assert "length_window" not in off.info
-    with pytest.raises(ValueError, match="length window 10..11 tokens"):
-        _micro().select(pool, 15, 1.0, seed=1, match_length={**window, "max_tokens": 11})
+        assert sel.info["candidate_pool_size"] <= len(within)
+    with pytest.raises(ValueError, match="length window leaves 3 samples, fewer than n=15"):
+        _micro().select(pool, 15, 1.0, seed=1, within=within[:3])
 
 
 def _available_strategies() -> list[str]:
@@ -111,7 +105,6 @@ def test_strategy_configs_instantiate(name):
         cfg = compose(config_name="config", overrides=[f"strategy={name}"])
     strategy = instantiate(cfg.strategy)
     assert isinstance(strategy, Strategy) and strategy.name == name
-    assert strategy.length_tokenizer == cfg.model.name_or_path
     if name.startswith("micro"):
         assert strategy.extractor.tokenizer == cfg.model.name_or_path
         assert strategy.component == name.split("_")[1]

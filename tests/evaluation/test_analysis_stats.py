@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
+from diversity.selectors.degree import DEGREES
 from evaluation.analysis.stats import bayes_linreg, bootstrap_ci, ols_slope, pearson, spearman
 
-LEVELS = np.arange(7) / 6
+LEVELS = np.asarray(DEGREES)
 
 
 def test_posterior_matches_hand_derivation_for_three_points():

@@ -11,9 +11,13 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from core.assets import load_tokenizer
+from diversity.pools import load_pool
+from diversity.select import HeldoutSpec, select_subset
 from diversity.strategy import Strategy
 from training.datamodule import SFTDataModule
 from training.module import SFTModule
+from training.tokenization import encode_pairs
 
 STEPS = 10  # 24 samples in batches of 4: 6 steps an epoch, so the runs cross an epoch end
 
@@ -37,20 +41,10 @@ class BatchLog(L.Callback):
 
 def fit(root: Path, pool: Path, model: Path, group: bool, log: BatchLog, ckpt: str | None = None) -> None:
     torch.manual_seed(0)
-    data = SFTDataModule(
-        Strategy("random"),
-        source=str(pool),
-        n=24,
-        level=1.0,
-        seed=0,
-        tokenizer=str(model),
-        max_length=64,
-        batch_size=4,
-        heldout_size=8,
-        run_dir=str(root),
-        cache_dir=str(root.parent / "cache"),
-        group_by_length=group,
-    )
+    subset = select_subset(load_pool(str(pool)), Strategy("random"), n=24, level=1.0, seed=0, heldout=HeldoutSpec(8))
+    tokenizer = load_tokenizer(str(model))
+    train_set, _ = encode_pairs(tokenizer, *subset.pairs("train"), 64, "response")
+    data = SFTDataModule(train_set, [], tokenizer.pad_token_id, max_length=64, batch_size=4, group_by_length=group)
     trainer = L.Trainer(
         max_steps=STEPS,
         accelerator="cpu",

@@ -1,14 +1,13 @@
-"""What a run records about its subset: `subset.jsonl`, `selection.json`, and the selection cache's codec.
+"""What a run records about its subset: `subset.jsonl` (the manifest) and `selection.json` (every count behind it).
 
-Kept apart from the datamodule so the files a study is audited from are written in one place, atomically
-(`core.cache.atomic_write`: a reader never sees half a file).
+The files a study is audited from are written in one place, atomically (`core.cache.atomic_write`: a reader
+never sees half a file). The selection *cache* stores its own codec (`Selection.save` / `Selection.load`).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -58,17 +57,7 @@ def update_selection_json(run_dir: Path, blocks: dict[str, Any], fresh: bool = F
     return record
 
 
-def save_selection(selection: Any, directory: Path) -> None:
-    """Cache codec (write): a `diversity.strategy.Selection` as JSON."""
-    payload = asdict(selection)
-    payload["indices"] = [int(i) for i in selection.indices]
-    (directory / "selection.json").write_text(json.dumps(payload, default=jsonable))
-
-
-def load_selection(directory: Path) -> Any:
-    """Cache codec (read): the `Selection` written by `save_selection`."""
-    from diversity.strategy import Selection
-
-    payload = json.loads((directory / "selection.json").read_text())
-    payload["indices"] = np.asarray(payload["indices"], dtype=np.int64)
-    return Selection(**payload)
+def write_manifest(run_dir: Path, subset: Any) -> dict[str, Any]:
+    """A run's record of its `diversity.select.Subset`: `subset.jsonl` and a fresh `selection.json`."""
+    write_subset(run_dir, subset.pool, subset.indices)
+    return update_selection_json(run_dir, subset.record, fresh=True)

@@ -1,21 +1,19 @@
-"""The datamodule's pool handling: decontamination, the held-out split by conversation, small pools, one n knob."""
+"""select_subset: decontamination, the held-out split by conversation, small pools, the record it writes."""
 
 from __future__ import annotations
 
 import json
 import logging
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from diversity.pools import PoolError
+from core.cache import FeatureCache
+from diversity.manifest import write_manifest
+from diversity.pools import PoolError, load_pool
+from diversity.select import HeldoutSpec, Subset, select_subset
 from diversity.strategy import Strategy
 from evaluation.benchmarks import load_benchmark
-from training.datamodule import SFTDataModule
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def alpaca_file(path: Path, n: int, extra: list[dict] | None = None) -> Path:
@@ -24,34 +22,34 @@ def alpaca_file(path: Path, n: int, extra: list[dict] | None = None) -> Path:
     return path
 
 
-def datamodule(tmp_path: Path, source: Path, n: int, **kwargs) -> SFTDataModule:
-    return SFTDataModule(
-        strategy=Strategy("random"),
-        source=str(source),
+def select(tmp_path: Path, source: Path, n: int, heldout_size: int = 64, **kwargs) -> Subset:
+    """The random strategy's subset of `source`, its record written to tmp_path/run as run.py writes it."""
+    subset = select_subset(
+        load_pool(str(source)),
+        Strategy("random"),
         n=n,
         level=1.0,
         seed=0,
-        tokenizer="unused",
-        run_dir=str(tmp_path / "run"),
-        cache_dir=str(tmp_path / "cache"),
+        heldout=HeldoutSpec(size=heldout_size),
+        cache=FeatureCache(tmp_path / "cache"),
         **kwargs,
     )
+    write_manifest(tmp_path / "run", subset)
+    return subset
 
 
 def test_small_pool_holds_out_less_with_a_warning(tmp_path, caplog):
-    dm = datamodule(tmp_path, alpaca_file(tmp_path / "p.json", 250), n=200, heldout_size=64)
     with caplog.at_level(logging.WARNING):
-        dm.prepare_subset()
-    assert len(dm.heldout_indices_) == 25 and "data.heldout_size=64" in caplog.text
+        subset = select(tmp_path, alpaca_file(tmp_path / "p.json", 250), n=200, heldout_size=64)
+    assert len(subset.heldout) == 25 and "data.heldout_size=64" in caplog.text
     info = json.loads((tmp_path / "run" / "selection.json").read_text())
     assert info["heldout"]["size"] == 25 and info["heldout"]["requested"] == 64
     assert info["heldout"]["by"] == "conversation" and "k_target" in info
 
 
 def test_too_small_pool_names_both_knobs(tmp_path):
-    dm = datamodule(tmp_path, alpaca_file(tmp_path / "p.json", 150), n=200, heldout_size=64)
     with pytest.raises(PoolError, match=r"diversity.n=200: lower diversity.n or data.heldout_size"):
-        dm.prepare_subset()
+        select(tmp_path, alpaca_file(tmp_path / "p.json", 150), n=200, heldout_size=64)
 
 
 def test_benchmark_prompts_leave_the_pool_before_split_and_selection(tmp_path):
@@ -61,9 +59,8 @@ def test_benchmark_prompts_leave_the_pool_before_split_and_selection(tmp_path):
         {"instruction": mtbench[1].upper() + "!!", "output": "copied, re-cased"},
     ]
     source = alpaca_file(tmp_path / "p.json", 100, copies)
-    dm = datamodule(tmp_path, source, n=80, heldout_size=8, exclude_prompts={"mtbench": mtbench, "other": []})
-    dm.prepare_subset()
-    used = set(dm.subset_indices_) | set(dm.heldout_indices_)
+    subset = select(tmp_path, source, n=80, heldout_size=8, exclude_prompts={"mtbench": mtbench, "other": []})
+    used = set(subset.indices) | set(subset.heldout)
     assert not used & {100, 101}  # the two copies are neither selectable nor held out
     info = json.loads((tmp_path / "run" / "selection.json").read_text())
     assert info["decontamination"]["mtbench"] == 2 and info["decontamination"]["total"] == 2
@@ -78,20 +75,20 @@ def test_heldout_is_by_conversation_without_repeated_instructions(tmp_path):
         rows.append({"id": f"c{c}", "conversations": [{"from": r, "value": v} for r, v in turns]})
     path = tmp_path / "conv.json"
     path.write_text(json.dumps(rows))
-    dm = datamodule(tmp_path, path, n=20, heldout_size=6)
-    dm.prepare_subset()
-    pool = dm.pool_
-    held = {pool.groups[i] for i in dm.heldout_indices_}
-    assert not held & {pool.groups[i] for i in dm.subset_indices_}
+    subset = select(tmp_path, path, n=20, heldout_size=6)
+    pool = subset.pool
+    held = {pool.groups[i] for i in subset.heldout}
+    assert not held & {pool.groups[i] for i in subset.indices}
     info = json.loads((tmp_path / "run" / "selection.json").read_text())
     assert info["heldout"]["removed_duplicates"] == 40 - 3  # every other conversation's "continue" turn
-    assert all(pool.instructions[i] != "continue" for i in dm.subset_indices_)
+    assert all(pool.instructions[i] != "continue" for i in subset.indices)
 
 
-@pytest.mark.slow
-def test_data_n_is_not_a_second_knob(tmp_path):
-    cmd = [sys.executable, "run.py", "mode=select", "data.n=7", "logger=none", "eval=none"]
-    cmd += [f"paths.root={tmp_path / 'out'}", f"paths.cache_dir={tmp_path / 'cache'}"]
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert done.returncode != 0
-    assert "data.n=7 differs from diversity.n=200: set only diversity.n" in done.stderr + done.stdout
+def test_same_request_same_subset_byte_for_byte(tmp_path):
+    source = alpaca_file(tmp_path / "p.json", 300)
+    first = select(tmp_path / "a", source, n=50, heldout_size=10)
+    second = select(tmp_path / "b", source, n=50, heldout_size=10)
+    assert (tmp_path / "a/run/subset.jsonl").read_bytes() == (tmp_path / "b/run/subset.jsonl").read_bytes()
+    assert list(first.indices) == list(second.indices)
+    instructions, _ = first.pairs("train")
+    assert instructions == [first.pool.instructions[i] for i in first.indices]

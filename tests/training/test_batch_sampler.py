@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.sampling import ResumableLoader, ResumableSampler, padding_efficiency
+from training.batch_sampler import ResumableLoader, ResumableSampler, padding_efficiency
 
 LENGTHS = np.random.default_rng(0).lognormal(5.5, 0.8, size=1003).astype(int).clip(8, 1024).tolist()
 

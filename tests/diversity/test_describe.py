@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from diversity.report import selection_facts, selection_warnings
+from diversity.describe import selection_facts, selection_warnings
 
 FULL = {
     "strategy": "micro_response",

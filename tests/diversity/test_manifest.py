@@ -2,7 +2,7 @@ import json
 
 import numpy as np
 
-from training.manifest import describe, update_selection_json
+from diversity.manifest import describe, update_selection_json
 
 
 def test_selection_json_blocks_merge_and_a_fresh_record_replaces(tmp_path):

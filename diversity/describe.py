@@ -8,16 +8,20 @@ run's `selection.json` into the summary lines and warnings `run.py` prints at th
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from core.cache import FeatureCache
 from diversity.metrics import compute_subset_metrics, write_subset_metrics
 from diversity.pools import COMPONENTS
+from diversity.select import Subset
+from diversity.selectors.degree import DEGREES
 
 
-def describe_subset(datamodule: Any, metrics_cfg: Any, tokenizer: str) -> dict[str, float | int]:
-    """Metrics of `datamodule`'s selected subset, written to `<run_dir>/subset_metrics.json`.
+def describe_subset(
+    subset: Subset, metrics_cfg: Any, tokenizer: str, run_dir: Path, cache: FeatureCache | None = None
+) -> dict[str, float | int]:
+    """Metrics of the selected subset, written to `<run_dir>/subset_metrics.json`.
 
     Coverage `subset/k/<name>` is the number of types the subset covers: for the strategy's own types (when
     it has any; random has none) and for every extra `metrics_cfg.coverage` entry (name -> {component,
@@ -26,18 +30,14 @@ def describe_subset(datamodule: Any, metrics_cfg: Any, tokenizer: str) -> dict[s
     Embeddings are rows of the candidate pool's cached matrix (`diversity.metrics.pool_embeddings`), so the
     runs of a sweep embed each pool text at most once.
     """
-    pool, indices = datamodule.pool_, datamodule.subset_indices_
-    selected = np.asarray(datamodule.selection_.indices)  # indices into the candidate pool
+    candidates, selected = subset.candidates, subset.selected
     embeddings = None
     if metrics_cfg.get("embeddings", True):
         from diversity.embeddings import DEFAULT_EMBEDDER
         from diversity.metrics.pool_embeddings import subset_embeddings
 
         model = metrics_cfg.get("embedder") or DEFAULT_EMBEDDER
-        candidates = datamodule.candidates_
-        embeddings = {
-            c: subset_embeddings(candidates.texts(c), selected, model=model, cache=datamodule.cache) for c in COMPONENTS
-        }
+        embeddings = {c: subset_embeddings(candidates.texts(c), selected, model=model, cache=cache) for c in COMPONENTS}
     coverage = {}
     for name, spec in (metrics_cfg.get("coverage") or {}).items():
         from hydra.utils import instantiate
@@ -45,25 +45,25 @@ def describe_subset(datamodule: Any, metrics_cfg: Any, tokenizer: str) -> dict[s
         from diversity.strategy import Strategy
 
         counter = Strategy(name, component=spec["component"], extractor=instantiate(spec["extractor"]))
-        coverage[name] = (counter.types(datamodule.candidates_, datamodule.cache), selected)
+        coverage[name] = (counter.types(candidates, cache), selected)
+    instructions, responses = subset.pairs("train")
     metrics = compute_subset_metrics(
-        [pool.instructions[i] for i in indices],
-        [pool.responses[i] for i in indices],
+        instructions,
+        responses,
         tokenizer=tokenizer,
         embeddings=embeddings,
-        seed=datamodule.seed,
-        self_bleu_samples=int(metrics_cfg.get("self_bleu_samples", 100)),
+        seed=int(subset.record.get("seed", 0)),
+        self_bleu_samples=int(metrics_cfg["self_bleu_samples"]),
         type_assignments=coverage,
     )
-    if datamodule.selection_.k is not None:
-        metrics.setdefault(f"subset/k/{datamodule.strategy.name}", int(datamodule.selection_.k))
-    write_subset_metrics(metrics, datamodule.run_dir)
+    if subset.selection.k is not None:
+        metrics.setdefault(f"subset/k/{subset.record['strategy']}", int(subset.selection.k))
+    write_subset_metrics(metrics, run_dir)
     return metrics
 
 
-N_DEGREES = 7  # the paper's degrees 0, 1/6, ..., 1
 TYPELESS_WARN_SHARE = 0.2  # candidates without a type are never selected: above this, the pool shrinks a lot
-CUT_WARN_SHARE = 0.10  # samples cut at data.max_length: above this, training sees a different subset
+CUT_WARN_SHARE = 0.10  # samples cut at data.max_length: above this, training sees a different subset (its one home)
 DROP_KEYS = ("empty", "too_long", "duplicates")
 
 
@@ -90,6 +90,15 @@ def selection_facts(selection: Mapping[str, Any]) -> dict[str, str]:
     dropped = {key: pool[key] for key in DROP_KEYS if _number(pool.get(key)) and pool[key]}
     if dropped:
         facts["dropped pool rows"] = ", ".join(f"{key.replace('_', ' ')} {count}" for key, count in dropped.items())
+    drift = ((selection.get("length") or {}).get("drift") or {}).get("response")
+    if isinstance(drift, Mapping) and _number(drift.get("mean")):
+        locked = " (locked)" if ((selection.get("length") or {}).get("control") or {}).get("lock") else ""
+        facts[f"response tokens: mean, drift, KS{locked}"] = (
+            f"{drift['mean']:.0f}, {drift['mean_drift']:+.1%} vs {drift['reference_mean']:.0f}, {drift['ks']:.3f}"
+        )
+    trunc = selection.get("truncation") or {}
+    if _number(trunc.get("n_cut")):
+        facts["cut at max_length (samples / tokens)"] = f"{trunc['n_cut']} / {trunc.get('tokens_dropped', '?')}"
     decontaminated = (selection.get("decontamination") or {}).get("total", pool.get("decontaminated"))
     if _number(decontaminated) and decontaminated:
         facts["decontaminated (copies of benchmark prompts)"] = str(decontaminated)
@@ -104,9 +113,9 @@ def selection_warnings(selection: Mapping[str, Any]) -> list[str]:
     if _number(k) and _number(target) and target and abs(k - target) > max(1, 0.005 * target):
         warnings.append(f"achieved k={k} misses the target k={target} ({(k - target) / target:+.1%})")
     distinct = info.get("n_distinct_k")
-    if _number(distinct) and distinct < N_DEGREES:
+    if _number(distinct) and distinct < len(DEGREES):
         warnings.append(
-            f"the {N_DEGREES} paper degrees reach only {distinct} distinct k in "
+            f"the {len(DEGREES)} paper degrees reach only {distinct} distinct k in "
             f"{selection.get('k_min')}..{selection.get('k_max')}: some degrees select the same coverage "
             "(a larger pool, data.max_samples, or a smaller diversity.n spreads them)"
         )
@@ -116,6 +125,16 @@ def selection_warnings(selection: Mapping[str, Any]) -> list[str]:
         warnings.append(
             f"{typeless} of {candidates} candidates ({typeless / candidates:.0%}) carry no "
             f"{selection.get('strategy', '')} type and are never selected"
+        )
+    length = selection.get("length") or {}
+    drift = (length.get("drift") or {}).get("response") or {}
+    if (
+        (length.get("control") or {}).get("lock")
+        and _number(drift.get("mean_drift"))
+        and abs(drift["mean_drift"]) > 0.02
+    ):
+        warnings.append(
+            f"the length lock missed the reference mean by {drift['mean_drift']:+.1%} (KS {drift['ks']:.3f})"
         )
     truncation = selection.get("truncation") or {}
     share = truncation.get("share_cut")

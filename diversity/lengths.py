@@ -1,0 +1,143 @@
+"""Response length as a controlled variable: token counts, a length window, a length lock, and the drift report.
+
+Every diversity degree moves response length with it (low micro degrees keep short, plain texts), so a trend
+with the degree can be a length effect. Two controls, both under `diversity.length`:
+
+* **window** `[min_tokens, max_tokens]`: only samples whose response has that many tokens are candidates
+  (the paper's length-control ablation; types are still extracted on the whole pool).
+* **lock**: every subset has the reference's response-length distribution, where the reference is the
+  candidate pool (the window's samples when a window is set). The reference's token counts are cut into
+  `bins` strata of equal mass and each stratum gets its share of `n` as a quota; selectors draw within the
+  quotas (`diversity.selectors.quota`). With b strata the subset's CDF equals the reference's at every
+  stratum edge, so the KS distance is at most ~1/b plus the within-stratum drift.
+
+`length_drift` describes any subset against its reference (mean, quartiles, two-sample KS), locked or not, and
+is written into every `selection.json`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.cache import FeatureCache
+
+MAX_BINS = 50  # 1/50 = 0.02 of KS from the strata edges at most, whatever n
+
+
+@dataclass(frozen=True)
+class LengthControl:
+    """`diversity.length`: a response-length window and/or a length lock (see the module docstring).
+
+    Attributes:
+        window: (min_tokens, max_tokens), inclusive, or None for no window.
+        lock: draw every subset with the reference's response-length distribution.
+        bins: strata of the lock; "auto" = clamp(n // 4, 2, 50) (>= 4 samples per stratum).
+        tokenizer: the model whose tokens are counted (the fine-tuned model's).
+    """
+
+    window: tuple[int, int] | None = None
+    lock: bool = False
+    bins: int | str = "auto"
+    tokenizer: str | None = None
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any] | None) -> LengthControl:
+        cfg = dict(cfg or {})
+        window = cfg.get("window")
+        return cls(
+            window=None if window is None else (int(window[0]), int(window[1])),
+            lock=bool(cfg.get("lock", False)),
+            bins=cfg.get("bins", "auto"),
+            tokenizer=cfg.get("tokenizer"),
+        )
+
+    @property
+    def active(self) -> bool:
+        return self.window is not None or self.lock
+
+    def n_bins(self, n: int) -> int:
+        if self.bins == "auto":
+            return int(min(max(n // 4, 2), MAX_BINS))
+        return int(self.bins)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"window": None if self.window is None else list(self.window), "lock": self.lock, "bins": self.bins}
+
+
+def _save(lengths: np.ndarray, path: Path) -> None:
+    np.save(path / "lengths.npy", lengths, allow_pickle=False)
+
+
+def _load(path: Path) -> np.ndarray:
+    return np.load(path / "lengths.npy", allow_pickle=False)
+
+
+def token_lengths(pool: Any, component: str, tokenizer: str, cache: FeatureCache | None = None) -> np.ndarray:
+    """Token counts of every pool text of `component` under `tokenizer` (cached by pool content and tokenizer)."""
+    from diversity.extractors.micro import count_tokens
+
+    texts = pool.texts(component)
+    if cache is None:
+        return count_tokens(texts, tokenizer)
+    key = {"pool": pool.content_hash, "component": component, "tokenizer": tokenizer}
+    return cache.get_or_compute("lengths", key, lambda: count_tokens(texts, tokenizer), _save, _load)
+
+
+def in_window(lengths: np.ndarray, window: tuple[int, int]) -> np.ndarray:
+    """Indices whose length lies in the inclusive window."""
+    low, high = window
+    return np.flatnonzero((lengths >= low) & (lengths <= high))
+
+
+def strata(reference: np.ndarray, n: int, bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cut `reference` lengths into `bins` strata of (nearly) equal mass and share `n` among them.
+
+    Returns:
+        (edges, quota): `edges` are the b - 1 inner cut points (a length l falls in stratum
+        `searchsorted(edges, l, side="right")`); `quota[s]` is how many of the `n` samples stratum s gets:
+        n times its share of the reference, rounded by largest remainder so the quotas sum to exactly n.
+        Ties in the reference can merge strata, so fewer than `bins` may come back.
+
+    Complexity: O(m log m) for m reference lengths.
+    """
+    bins = max(1, min(int(bins), n))
+    edges = np.unique(np.quantile(reference, np.arange(1, bins) / bins, method="lower"))
+    mass = np.bincount(np.searchsorted(edges, reference, side="right"), minlength=len(edges) + 1) / len(reference)
+    quota = np.floor(mass * n).astype(np.int64)
+    short = n - int(quota.sum())
+    order = np.argsort(-(mass * n - quota), kind="stable")
+    quota[order[:short]] += 1
+    return edges, quota
+
+
+def stratum_of(lengths: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    return np.searchsorted(edges, lengths, side="right").astype(np.int64)
+
+
+def length_drift(subset: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+    """How far a subset's lengths are from the reference's: mean (and relative drift), quartiles, KS.
+
+    KS is scipy's two-sample Kolmogorov-Smirnov statistic (its p-value is reported but the subset is drawn
+    from the reference, so it is descriptive, not a test of independent samples).
+    """
+    from scipy.stats import ks_2samp
+
+    subset, reference = np.asarray(subset, dtype=float), np.asarray(reference, dtype=float)
+    ks = ks_2samp(subset, reference)
+    q_sub, q_ref = np.quantile(subset, [0.25, 0.5, 0.75]), np.quantile(reference, [0.25, 0.5, 0.75])
+    return {
+        "mean": float(subset.mean()),
+        "reference_mean": float(reference.mean()),
+        "mean_drift": float(subset.mean() / reference.mean() - 1) if reference.mean() else 0.0,
+        "quartiles": [float(q) for q in q_sub],
+        "reference_quartiles": [float(q) for q in q_ref],
+        "ks": float(ks.statistic),
+        "ks_pvalue": float(ks.pvalue),
+        "n": int(subset.size),
+        "reference_n": int(reference.size),
+    }

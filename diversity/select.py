@@ -1,0 +1,235 @@
+"""Selection as its own step: pool -> decontamination -> held-out split -> length control -> types -> subset.
+
+`select_subset` is the paper's first four stages in one call, with no training code involved (`mode=select`
+never imports Lightning). It returns a `Subset`: the chosen pool indices, the held-out indices, and the record
+that becomes the run's `selection.json` (`diversity.manifest`), where every count that can change a study is
+kept: pool accounting, decontaminated prompts, the held-out split, target and achieved k, the length control
+and the length drift of the subset against its reference.
+
+Complexity: decontamination O(total prompt and instruction words); the split O(pool); token lengths O(pool
+tokens) once per (pool, tokenizer), cached; the selection is the selector's (see `diversity.selectors`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from core.cache import FeatureCache
+from diversity.lengths import LengthControl, in_window, length_drift, strata, stratum_of, token_lengths
+from diversity.manifest import describe
+from diversity.pools import COMPONENTS, Pool, PoolError
+from diversity.selectors import Selection
+from diversity.selectors.quota import Quota
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class HeldoutSpec:
+    """The held-out split: `size` pairs of whole conversations (at most `max_fraction` of a small pool),
+    fixed by `seed` so every run of a sweep is scored on the same items whatever its own seed."""
+
+    size: int = 64
+    seed: int = 0
+    max_fraction: float = 0.1
+
+
+@dataclass
+class Subset:
+    """What selection chose, and why.
+
+    Attributes:
+        pool: the loaded pool (every usable pair).
+        candidates: the selectable sub-pool the selector saw (after decontamination and the held-out split).
+        selected: indices into `candidates` of the chosen samples (sorted).
+        indices: the same samples as indices into `pool` (what `subset.jsonl` records).
+        heldout: indices into `pool` of the held-out pairs.
+        selection: the selector's `Selection` (k, k_target, k_min..k_max, info).
+        record: the run's `selection.json` content.
+    """
+
+    pool: Pool
+    candidates: Pool
+    selected: np.ndarray
+    indices: np.ndarray
+    heldout: np.ndarray
+    selection: Selection
+    record: dict[str, Any] = field(default_factory=dict)
+
+    def pairs(self, which: str = "train") -> tuple[list[str], list[str]]:
+        """(instructions, responses) of the subset ("train") or of the held-out split ("heldout")."""
+        rows = self.indices if which == "train" else self.heldout
+        return [self.pool.instructions[i] for i in rows], [self.pool.responses[i] for i in rows]
+
+
+def select_subset(
+    pool: Pool,
+    strategy: Any,
+    n: int,
+    level: float,
+    seed: int,
+    heldout: HeldoutSpec | None = None,
+    exclude_prompts: Mapping[str, list[str]] | None = None,
+    decontaminate: Mapping[str, Any] | None = None,
+    length: LengthControl | None = None,
+    cache: FeatureCache | None = None,
+) -> Subset:
+    """Choose `n` samples of `pool` at degree `level` with `strategy` (a `diversity.strategy.Strategy`).
+
+    Args:
+        exclude_prompts: benchmark name -> prompts the pool must not copy (dropped before the split).
+        decontaminate: {enabled, ...settings of `diversity.decontaminate.find_contaminated`}.
+        length: response-length window and lock (`diversity.lengths`); its tokenizer also measures the drift.
+        cache: feature cache for types, token lengths and selections (None computes everything).
+
+    Raises:
+        PoolError: too few selectable samples for `n` (names the knobs to turn).
+        ValueError: the selector cannot meet the request (n, level, window, lock).
+    """
+    heldout, length = heldout or HeldoutSpec(), length or LengthControl()
+    clean, decontamination = _decontaminate(pool, exclude_prompts or {}, dict(decontaminate or {"enabled": True}))
+    size = _heldout_size(heldout, len(clean))
+    split = pool.take(clean).split_heldout(size, heldout.seed)
+    selectable, held = clean[split.selectable], clean[split.heldout]
+    heldout_block = {"size": len(held), "requested": heldout.size, "seed": heldout.seed, "by": "conversation"}
+    heldout_block |= {"conversations": split.groups, "removed_duplicates": split.removed_duplicates}
+    if len(selectable) < n:
+        raise PoolError(
+            f"pool {pool.source} has {len(selectable)} selectable samples ({len(pool)} pairs, minus "
+            f"{len(pool) - len(clean)} benchmark copies, {len(held)} held out and {split.removed_duplicates} "
+            f"repeating a held-out instruction) but diversity.n={n}: lower diversity.n or data.heldout_size "
+            "(or raise data.max_samples)"
+        )
+    candidates = pool.take(selectable)
+    lengths = _lengths(candidates, length.tokenizer, cache)
+    within, quota, length_block = _length_control(lengths, n, length)
+    key = {
+        "pool": candidates.content_hash,
+        "strategy": describe(strategy),
+        "n": n,
+        "level": level,
+        "seed": seed,
+        "length": length_block["control"],
+    }
+
+    def choose() -> Selection:
+        return strategy.select(candidates, n=n, level=level, seed=seed, cache=cache, within=within, quota=quota)
+
+    selection = (
+        choose() if cache is None else cache.get_or_compute("selections", key, choose, Selection.save, Selection.load)
+    )
+    selected = np.asarray(selection.indices, dtype=np.int64)
+    if lengths:  # drift against the reference (the candidates, or the window's), locked or not
+        reference = np.arange(len(candidates)) if within is None else within
+        length_block["drift"] = {c: length_drift(lengths[c][selected], lengths[c][reference]) for c in COMPONENTS}
+    subset = Subset(pool, candidates, selected, selectable[selected], held, selection)
+    subset.record = _record(subset, strategy, n, level, seed, decontamination, heldout_block, length_block)
+    return subset
+
+
+def _decontaminate(pool: Pool, prompts: Mapping[str, list[str]], settings: dict[str, Any]) -> tuple[np.ndarray, dict]:
+    """Indices of pool items whose instruction copies no benchmark prompt, and the counts behind them."""
+    from diversity.decontaminate import find_contaminated
+
+    enabled = settings.pop("enabled", True)
+    if not enabled or not prompts:
+        why = "off (data.decontaminate.enabled=false)" if not enabled else "no benchmarks"
+        return np.arange(len(pool)), {"total": 0, "benchmarks": [], "method": why}
+    found = find_contaminated(pool.instructions, prompts, **settings)
+    log.info("decontamination dropped %d pool items %s", len(found.dropped), found.counts)
+    return found.keep, {**found.report(**settings), "benchmarks": sorted(prompts)}
+
+
+def _heldout_size(spec: HeldoutSpec, pool_size: int) -> int:
+    """`spec.size`, capped at `spec.max_fraction` of a small pool (with a warning)."""
+    cap = int(spec.max_fraction * pool_size)
+    if spec.size <= cap:
+        return spec.size
+    log.warning(
+        "pool has %d pairs: holding out %d instead of data.heldout_size=%d (data.heldout_max_fraction=%g)",
+        pool_size,
+        cap,
+        spec.size,
+        spec.max_fraction,
+    )
+    return cap
+
+
+def _lengths(candidates: Pool, tokenizer: str | None, cache: FeatureCache | None) -> dict[str, np.ndarray]:
+    """Token counts of both components under the model's tokenizer (empty without a tokenizer)."""
+    if not tokenizer:
+        return {}
+    return {c: token_lengths(candidates, c, tokenizer, cache) for c in COMPONENTS}
+
+
+def _length_control(
+    lengths: dict[str, np.ndarray], n: int, control: LengthControl
+) -> tuple[np.ndarray | None, Quota | None, dict[str, Any]]:
+    """The candidate rows (window) and the quota (lock) that `control` asks for, and their record."""
+    block: dict[str, Any] = {"control": control.as_dict(), "tokenizer": control.tokenizer}
+    if not control.active:
+        return None, None, block
+    if "response" not in lengths:
+        raise ValueError("diversity.length: a window or lock needs diversity.length.tokenizer (the model's)")
+    response = lengths["response"]
+    within = None
+    if control.window is not None:
+        within = in_window(response, control.window)
+        block["window_candidates"] = int(len(within))
+        if len(within) < n:
+            raise ValueError(
+                f"diversity.length.window={list(control.window)} tokens leaves {len(within)} of {len(response)} "
+                f"selectable samples, fewer than diversity.n={n}"
+            )
+    quota = None
+    if control.lock:
+        rows = np.arange(len(response)) if within is None else within
+        edges, counts = strata(response[rows], n, control.n_bins(n))
+        quota = Quota(stratum_of(response[rows], edges), counts)
+        block["strata"] = {"edges": edges.tolist(), "quota": counts.tolist()}
+    return within, quota, block
+
+
+def _record(
+    subset: Subset,
+    strategy: Any,
+    n: int,
+    level: float,
+    seed: int,
+    decontamination: dict[str, Any],
+    heldout: dict[str, Any],
+    length: dict[str, Any],
+) -> dict[str, Any]:
+    """The run's `selection.json`: the request, what the selector achieved, and every count behind it."""
+    selection, pool = subset.selection, subset.pool
+    return {
+        "strategy": getattr(strategy, "name", type(strategy).__name__),
+        "component": getattr(strategy, "component", None),
+        "level": level,
+        "n": n,
+        "seed": seed,
+        "k": selection.k,
+        "k_target": selection.k_target,
+        "k_min": selection.k_min,
+        "k_max": selection.k_max,
+        "n_types": selection.n_types,
+        "pool": {
+            "source": pool.source,
+            "content_hash": pool.content_hash,
+            "size": len(pool),
+            **pool.stats,
+            "decontaminated": decontamination.get("total", 0),
+            "heldout": len(subset.heldout),
+            "heldout_duplicates_removed": heldout.get("removed_duplicates", 0),
+            "selectable": len(subset.candidates),
+        },
+        "decontamination": decontamination,
+        "heldout": heldout,
+        "length": length,
+        "info": selection.info,
+    }
