@@ -6,6 +6,11 @@ Writes go to a temp file or folder beside their target and are renamed into plac
 a half-written entry. Each entry ends with a `MANIFEST.json` (size and sha256 of every file), checked on every
 load: a truncated or edited entry is discarded with a warning and recomputed, never trusted. Temp folders of
 killed writers are removed by the next writer of the same namespace.
+
+The cache outlives code: each manifest also records the version of the code that computed the entry
+(`core.code_version`: a hash of the project modules the compute, save and load functions reach, found without
+any change at the call sites). An entry of another code version, or one written before entries had manifests,
+is stale: it is replaced by a fresh computation (logged), never returned.
 """
 
 from __future__ import annotations
@@ -153,15 +158,23 @@ def clean_stale_temps(folder: str | Path, max_age: float = STALE_TEMP_SECONDS) -
     return removed
 
 
-def write_manifest(directory: Path) -> None:
-    """Record size and sha256 of every file in `directory` (written last, before `DONE`)."""
+def write_manifest(directory: Path, code: str | None = None) -> None:
+    """Record size and sha256 of every file in `directory` and the `code` version (written last, before `DONE`)."""
     files = {
         p.relative_to(directory).as_posix(): {"size": p.stat().st_size, "sha256": file_sha256(p)}
         for p in sorted(directory.rglob("*"))
         if p.is_file() and p.name not in (MANIFEST, "DONE")
     }
     with atomic_write(directory / MANIFEST) as fh:
-        json.dump({"files": files}, fh, indent=1, sort_keys=True)
+        json.dump({"files": files, "code": code}, fh, indent=1, sort_keys=True)
+
+
+def manifest_code(directory: Path) -> str | None:
+    """The code version an entry's manifest records (None: no manifest, or written before versions)."""
+    try:
+        return json.loads((directory / MANIFEST).read_text()).get("code")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def verify_manifest(directory: Path) -> str | None:
@@ -198,18 +211,25 @@ class FeatureCache:
         compute: Callable[[], T],
         save: Callable[[T, Path], None],
         load: Callable[[Path], T],
+        code: str | None = None,
     ) -> T:
         """Return the cached value for `key_obj`, computing and storing it on a miss.
 
         A hit is checked against its manifest and must load; otherwise it is discarded (with a warning naming
-        the entry and what is wrong) and recomputed. The entry is filled in a temp directory and renamed into
-        place, so concurrent jobs of a sweep either see a complete entry or none.
+        the entry and what is wrong) and recomputed. A hit of another code version (`code`, by default
+        `core.code_version.code_version(compute, save, load)`) or without a manifest is stale: recomputed and
+        replaced. The entry is filled in a temp directory and renamed into place, so concurrent jobs of a sweep
+        either see a complete entry or none.
         """
         if not self.enabled:
             return compute()
+        if code is None:
+            from core.code_version import code_version
+
+            code = code_version(compute, save, load)
         final = self.entry(namespace, key_obj)
         if (final / "DONE").exists():
-            value = self._load_verified(final, load)
+            value = self._load_verified(final, load, code)
             if value is not None:
                 return value[0]
         clean_stale_temps(final.parent)
@@ -217,24 +237,26 @@ class FeatureCache:
         with atomic_dir(final) as tmp:
             save(value, tmp)
             (tmp / "key.json").write_text(json.dumps(key_obj, sort_keys=True, default=str, indent=1))
-            write_manifest(tmp)
+            write_manifest(tmp, code)
             (tmp / "DONE").write_text("ok\n")
         return value
 
-    def _load_verified(self, final: Path, load: Callable[[Path], T]) -> tuple[T] | None:
-        """(value,) of an intact entry; None after discarding a corrupt one."""
-        legacy = not (final / MANIFEST).exists()  # written before entries had manifests: trusted if it loads
-        problem = None if legacy else verify_manifest(final)
+    def _load_verified(self, final: Path, load: Callable[[Path], T], code: str) -> tuple[T] | None:
+        """(value,) of an intact entry of this code version; None after discarding a stale or corrupt one."""
+        if not (final / MANIFEST).exists():
+            log.info("cache entry %s predates manifests and code versions: stale, recomputing it", final)
+            discard(final)
+            return None
+        if (written := manifest_code(final)) != code:
+            log.info("cache entry %s was computed by other code (%s, now %s): recomputing it", final, written, code)
+            discard(final)
+            return None
+        problem = verify_manifest(final)
         if problem is None:
             try:
-                value = load(final)
+                return (load(final),)
             except Exception as err:  # any way a damaged file fails to parse: BadZipFile, JSONDecodeError, ...
                 problem = f"does not load ({type(err).__name__}: {str(err)[:200]})"
-            else:
-                if legacy:
-                    with contextlib.suppress(OSError):
-                        write_manifest(final)
-                return (value,)
         log.warning("cache entry %s is corrupt (%s): discarding it and recomputing", final, problem)
         discard(final)
         return None

@@ -39,6 +39,12 @@ def get_selection(cache: FeatureCache, compute: Counter) -> Selection:
     return cache.get_or_compute("selections", {"pool": "p"}, compute, Selection.save, Selection.load)
 
 
+def selection_file(cache: FeatureCache) -> Path:
+    """The JSON file `Selection.save` wrote into the entry (its name belongs to the selectors)."""
+    entry = cache.entry("selections", {"pool": "p"})
+    return next(p for p in entry.glob("*.json") if p.name not in (MANIFEST, "key.json"))
+
+
 def types() -> TypeAssignment:
     return TypeAssignment.from_lists([[0, 1], [1], [2]], ["a", "b", "c"], meta={"extractor": "test"})
 
@@ -58,19 +64,19 @@ def test_intact_entry_is_reused(tmp_path):
 def test_truncated_selection_is_discarded_with_a_warning_and_recomputed(tmp_path, caplog):
     cache, compute = FeatureCache(tmp_path), Counter(selection())
     get_selection(cache, compute)
-    path = cache.entry("selections", {"pool": "p"}) / "selection.json"
+    path = selection_file(cache)
     path.write_bytes(path.read_bytes()[:20])
     with caplog.at_level(logging.WARNING, logger="core.cache"):
         again = get_selection(cache, compute)
     assert compute.calls == 2 and again.indices.tolist() == [1, 4, 7]
-    assert str(path.parent) in caplog.text and "selection.json" in caplog.text
+    assert str(path.parent) in caplog.text and path.name in caplog.text
     assert json.loads(path.read_text())["indices"] == [1, 4, 7]  # the entry was rewritten whole
 
 
 def test_edited_but_valid_selection_is_not_reused(tmp_path, caplog):
     cache, compute = FeatureCache(tmp_path), Counter(selection())
     get_selection(cache, compute)
-    path = cache.entry("selections", {"pool": "p"}) / "selection.json"
+    path = selection_file(cache)
     payload = json.loads(path.read_text())
     payload["indices"] = [1, 4, 8]
     path.write_text(json.dumps(payload))
@@ -91,18 +97,23 @@ def test_truncated_type_matrix_is_recomputed_not_a_traceback(tmp_path, caplog):
     assert "matrix.npz" in caplog.text
 
 
-def test_entry_that_does_not_load_is_recomputed_even_with_a_matching_manifest(tmp_path):
-    """A legacy entry (no manifest) that fails to load is recomputed; one that loads is adopted."""
+def test_entries_without_manifest_or_code_version_are_stale(tmp_path, caplog):
+    """Issue 21.5: an entry written before manifests (or before code versions) is recomputed, not trusted."""
     cache, compute = FeatureCache(tmp_path), Counter(selection())
     get_selection(cache, compute)
     entry = cache.entry("selections", {"pool": "p"})
     (entry / MANIFEST).unlink()
+    with caplog.at_level(logging.INFO, logger="core.cache"):
+        get_selection(cache, compute)
+    assert compute.calls == 2 and "predates manifests" in caplog.text
+    manifest = json.loads((entry / MANIFEST).read_text())
+    assert manifest["code"]
+    del manifest["code"]
+    (entry / MANIFEST).write_text(json.dumps(manifest))
     get_selection(cache, compute)
-    assert compute.calls == 1 and (entry / MANIFEST).exists()  # adopted: verified from now on
-    (entry / MANIFEST).unlink()
-    (entry / "selection.json").write_text("{")
+    assert compute.calls == 3
     get_selection(cache, compute)
-    assert compute.calls == 2
+    assert compute.calls == 3
 
 
 def test_temp_folder_of_a_killed_writer_is_cleaned_up(tmp_path):
