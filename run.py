@@ -4,6 +4,7 @@ python run.py                                   # offline default: random subset
 python run.py mode=select strategy=micro_response diversity.level=0.5
 python run.py -m strategy=micro_response,macro_instruction diversity.level=0,0.5,1
 python run.py mode=analyze sweep_dir=outputs/sweeps/dev
+python run.py mode=plan                         # minimum detectable effects and compute of a proposed grid
 """
 
 from __future__ import annotations
@@ -28,12 +29,17 @@ BAD_INPUT = (FileNotFoundError, ValueError)  # PoolError, ModelNotFoundError and
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
     quiet_startup(cfg)
-    if cfg.mode not in ("train", "select", "analyze"):
-        sys.exit(f"error: mode must be train, select or analyze, got '{cfg.mode}'")
+    if cfg.mode not in ("train", "select", "analyze", "plan"):
+        sys.exit(f"error: mode must be train, select, analyze or plan, got '{cfg.mode}'")
     resolved = OmegaConf.to_container(cfg, resolve=True)
     refuse_secrets(cfg, resolved)  # before anything is logged, tracked or trained
     if cfg.mode == "analyze":
         return analyze(cfg)
+    if cfg.mode == "plan":  # what a proposed grid can detect, and what it costs, before any compute is spent
+        from evaluation.analysis.plan import main as plan
+
+        plan(cfg.plan)
+        return None
     from training.rundir import RunDir, config_hash, pool_fingerprint, run_hash
 
     run_dir = RunDir(cfg.paths.output_dir)
@@ -139,7 +145,7 @@ def run_job(cfg: DictConfig, run_dir, resolved: dict, cfg_hash: str) -> float | 
 
 def pool_settings(data: DictConfig) -> dict:
     """`diversity.pools.load_pool`'s arguments from the `data` group."""
-    keys = ("source", "max_samples", "first_turn_only", "max_chars", "split", "allow_truncated_tail", "conversation_id")
+    keys = ("source", "max_samples", "turns", "max_chars", "split", "allow_truncated_tail", "conversation_id")
     return {"seed": data.pool_seed, **{key: data[key] for key in keys}}
 
 

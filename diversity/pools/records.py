@@ -11,7 +11,10 @@ counted in `skipped_turns`; any other role is *counted, not refused* in `unknown
 pool with a few odd turns still loads and the report shows what was left out. In a conversation only a user turn
 directly followed by an assistant turn makes a pair; the rest is counted: `unanswered_turns` (a user turn
 without a reply), `unprompted_turns` (an assistant turn without a question, e.g. a conversation that starts with
-the assistant), `empty_conversations`, and with `first_turn_only`, `later_pairs_skipped`.
+the assistant), `empty_conversations`. Which pairs of a conversation are kept is `turns` (counted too):
+"first" keeps the first pair only (`later_pairs_skipped`), as the paper's single-turn pool; "with_context" keeps a
+later pair with the earlier turns written into its instruction (`later_pairs_with_context`), so "provide the
+source" is trained with what it refers to; "all" keeps every pair alone (`later_pairs_without_context`).
 
 Every text is cleaned by `text.clean_text`: a text with nothing visible (zero-width spaces, soft hyphens,
 direction marks, Hangul fillers ...) becomes "", which the pool counts as `empty`.
@@ -30,6 +33,12 @@ from typing import Any
 from diversity.pools.base import PoolError
 from diversity.pools.text import clean_text
 
+TURNS = ("first", "with_context", "all")
+LATER_PAIRS = {  # the count each `turns` mode keeps of a conversation's later pairs
+    "first": "later_pairs_skipped",
+    "with_context": "later_pairs_with_context",
+    "all": "later_pairs_without_context",
+}
 USER_ROLES = {"human", "user", "prompter"}
 ASSISTANT_ROLES = {"gpt", "assistant", "bot", "model", "chatgpt", "ai", "chatbot", "bing", "bard", "claude", "gpt-4"}
 SYSTEM_ROLES = {"system", "developer", "tool", "function", "ipython"}
@@ -46,9 +55,9 @@ def json_text(value: Any) -> str:
 class RecordReader:
     """Turns records into pairs and keeps the counters of what a record did not yield."""
 
-    def __init__(self, source: str, first_turn_only: bool = False) -> None:
+    def __init__(self, source: str, turns: str = "first") -> None:
         self.source = source
-        self.first_turn_only = first_turn_only
+        self.turns = turns
         self.counts: Counter[str] = Counter()
         self.mapped_roles: Counter[str] = Counter()
         self.skipped_turns: Counter[str] = Counter()
@@ -56,7 +65,7 @@ class RecordReader:
 
     def stats(self) -> dict[str, Any]:
         """Counters for `Pool.stats` (all keys always present, so reports can compare pools)."""
-        keys = ("empty_conversations", "unanswered_turns", "unprompted_turns", "later_pairs_skipped")
+        keys = ("empty_conversations", "unanswered_turns", "unprompted_turns", *LATER_PAIRS.values())
         return {
             **{key: self.counts[key] for key in keys},
             "mapped_roles": dict(sorted(self.mapped_roles.items())),
@@ -67,19 +76,25 @@ class RecordReader:
     def error(self, where: str, message: str) -> PoolError:
         return PoolError(f"{self.source}: {where}: {message}")
 
-    def pairs(self, record: Any, where: str) -> Iterator[tuple[str, str]]:
-        """The (instruction, response) pairs of one record, cleaned (`clean_text`); `where` names it in errors."""
-        for instruction, response in self._pairs(record, where):
+    def pairs(self, record: Any, where: str, history: list | None = None) -> Iterator[tuple[str, str]]:
+        """The (instruction, response) pairs of one record, cleaned (`clean_text`); `where` names it in errors.
+
+        `history` holds the earlier pairs of the same conversation (a conversation split over several records,
+        as ShareGPT's "<id>_<part>" rows are, continues in the next record): it is read to decide what a pair
+        is (first or later) and extended with this record's pairs. None = this record is a whole conversation.
+        """
+        history = [] if history is None else history
+        for instruction, response in self._pairs(record, where, history):
             yield clean_text(instruction), clean_text(response)
 
-    def _pairs(self, record: Any, where: str) -> Iterator[tuple[str, str]]:
+    def _pairs(self, record: Any, where: str, history: list) -> Iterator[tuple[str, str]]:
         if not isinstance(record, dict):
             raise self.error(where, f"expected an object with the fields of a record, got {type(record).__name__}")
         nulls = sorted(key for key, value in record.items() if value is None)
         record = {key: value for key, value in record.items() if value is not None}
         for name in ("conversations", "messages"):
             if name in record:
-                yield from self._conversation(record[name], name, where)
+                yield from self._conversation(record[name], name, where, history)
                 return
         prompt_key = self._one_of(record, _PROMPT_KEYS, "instruction", where)
         answer_key = self._one_of(record, _ANSWER_KEYS, "response", where)
@@ -120,7 +135,7 @@ class RecordReader:
             raise self.error(where, f"field '{key}' is not a string ({type(value).__name__}: {str(value)[:40]!r})")
         return value
 
-    def _conversation(self, turns: Any, name: str, where: str) -> Iterator[tuple[str, str]]:
+    def _conversation(self, turns: Any, name: str, where: str, history: list) -> Iterator[tuple[str, str]]:
         if not isinstance(turns, list):
             raise self.error(where, f"field '{name}' is not a list of turns ({type(turns).__name__})")
         if not turns:
@@ -131,14 +146,16 @@ class RecordReader:
             role, text = self._turn(turn, f"{name}[{t}]", where)
             roles.append(role)
             texts.append(text)
-        yielded, t = 0, 0
+        t = 0
         while t < len(roles):
             if roles[t] == "user" and t + 1 < len(roles) and roles[t + 1] == "assistant":
-                if self.first_turn_only and yielded:
-                    self.counts["later_pairs_skipped"] += 1
-                else:
+                if history:
+                    self.counts[LATER_PAIRS[self.turns]] += 1
+                if not history or self.turns == "all":
                     yield texts[t], texts[t + 1]
-                yielded += 1
+                elif self.turns == "with_context":
+                    yield with_context(history, texts[t]), texts[t + 1]
+                history.append((texts[t], texts[t + 1]) if self.turns == "with_context" else None)
                 t += 2
                 continue
             if roles[t] == "user":
@@ -171,3 +188,9 @@ class RecordReader:
             return "assistant", text
         (self.skipped_turns if role in SYSTEM_ROLES else self.unknown_roles)[raw] += 1
         return "other", text
+
+
+def with_context(history: list[tuple[str, str]], instruction: str) -> str:
+    """A later user turn with the conversation before it, as one instruction (plain text, no template tokens)."""
+    earlier = "\n\n".join(f"User: {user}\n\nAssistant: {assistant}" for user, assistant in history)
+    return f"{earlier}\n\nUser: {instruction}"

