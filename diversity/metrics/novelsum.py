@@ -4,7 +4,8 @@ Both compare the subset with the pool it was drawn from, on the same unit-length
 `embedding_distance` and `vendi` (`diversity.metrics.pool_embeddings`). `pool_scan` makes the one pass over
 subset x pool similarities that both need (the k nearest pool neighbours of every subset row for NovelSum's
 density, the best subset match of every pool row for coverage): O(m * N * d) for m subset rows and N pool
-rows, computed in blocks of `block_size` subset rows so memory stays O(block_size * N).
+rows, computed in blocks of `block_size` subset rows so memory stays O(block_size * N); at 10K x 117K x 384 the
+product dominates (benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ def pool_scan(
     Raises:
         ValueError: if the pool holds fewer than k + 1 rows or the dimensions differ.
     """
+    import torch
+
     x = _unit_rows(subset, "pool_scan(subset)").astype(np.float32)
     p = _unit_rows(pool, "pool_scan(pool)").astype(np.float32)
     if x.shape[1] != p.shape[1]:
@@ -49,9 +52,10 @@ def pool_scan(
     for start in range(0, len(x), block_size):
         sim = x[start : start + block_size] @ p.T
         np.maximum(best, sim.max(axis=0), out=best)
-        top = -np.partition(-sim, n_neighbors, axis=1)[:, : n_neighbors + 1]  # k + 1 largest, unordered
-        top.sort(axis=1)
-        sq = np.clip(2.0 - 2.0 * top[:, ::-1][:, 1:].astype(np.float64), 0.0, None)  # drop the nearest
+        # k + 1 largest per row, descending; the first is the nearest (the sample itself), dropped below.
+        # torch.topk (zero-copy view) is ~7x faster than np.partition over 117K columns on 2 cores.
+        top = torch.topk(torch.from_numpy(sim), n_neighbors + 1, dim=1, sorted=True).values.numpy()
+        sq = np.clip(2.0 - 2.0 * top[:, 1:].astype(np.float64), 0.0, None)
         mean_sq[start : start + len(sq)] = sq.mean(axis=1)
     return mean_sq, best
 
