@@ -125,3 +125,31 @@ def test_a_killed_judge_process_resumes_without_judging_twice(tmp_path):
     lost = sum(first.answered.values()) - len(kept)  # answered while the process was being killed
     assert lost <= 4 and second.requests == 2 * N - len(kept)
     assert all(json.loads(line) for line in cache.read_text().splitlines())
+
+
+class ChunkJudge:
+    """A judge without streaming (as a local model): fails on its third batch, as a crash would."""
+
+    cache_id = "chunk-judge"
+
+    def __init__(self, fail_on_batch: int | None = None):
+        self.batches: list[list[str]] = []
+        self.fail_on_batch = fail_on_batch
+
+    def complete(self, prompts):
+        if len(self.batches) == self.fail_on_batch:
+            raise RuntimeError("out of memory")
+        self.batches.append(list(prompts))
+        return [_reply({"messages": [{"content": p}]}) for p in prompts]
+
+
+def test_a_judge_without_streaming_is_cached_batch_by_batch(tmp_path):
+    cache = tmp_path / "chunks.cache.jsonl"
+    first = ChunkJudge(fail_on_batch=2)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        judge_pairs(first, load_template(), IDS, PROMPTS, ANSWERS, BASELINES, cache_path=cache, chunk=8)
+    assert len(VerdictCache(cache).entries) == 16  # two whole batches kept
+    second = ChunkJudge()
+    rows = judge_pairs(second, load_template(), IDS, PROMPTS, ANSWERS, BASELINES, cache_path=cache, chunk=8)
+    assert sum(len(b) for b in second.batches) == 2 * N - 16 and sum(r["cached"] for r in rows) == 16
+    assert not {p for b in first.batches for p in b} & {p for b in second.batches for p in b}
