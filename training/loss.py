@@ -127,13 +127,19 @@ def response_loss(
 
 @torch.no_grad()
 def response_nll_rows(
-    model: Any, batch: dict[str, torch.Tensor], chunked: bool = True, chunk_size: int = 1024
-) -> tuple[torch.Tensor, torch.Tensor]:
+    model: Any,
+    batch: dict[str, torch.Tensor],
+    chunked: bool = True,
+    chunk_size: int = 1024,
+    first: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, ...]:
     """Per row: (summed next-token NLL over labelled targets, number of targets), for scoring (no gradients).
 
     The same targets, head and cross-entropy as `response_loss` (whose totals are these rows' sums), kept per
     row so held-out and reference scores can be stored item by item. A packed row holds several samples: its
     values are those of the whole row. A head the chunked path refuses falls back to full logits.
+    `first` (one count per row) adds the sums over each row's first `first[row]` targets: in a causal model
+    they equal the scores of the row cut after them, without a second forward pass.
     O(labelled targets x vocabulary) for the head, one chunk of logits at a time.
     """
     inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "position_ids") if batch.get(k) is not None}
@@ -157,4 +163,9 @@ def response_nll_rows(
         logits = model(**inputs, use_cache=False).logits[:, :-1][keep]
         nll = F.cross_entropy(logits.float(), targets[keep], reduction="none")
     sums = torch.zeros(targets.size(0), dtype=torch.float32, device=nll.device).index_add_(0, rows, nll)
-    return sums, keep.sum(dim=1)
+    if first is None:
+        return sums, keep.sum(dim=1)
+    rank = keep.cumsum(dim=1)[keep]  # 1-based position of each target within its row
+    head_mask = rank <= first.to(rank.device)[rows]
+    head_sums = torch.zeros_like(sums).index_add_(0, rows[head_mask], nll[head_mask])
+    return sums, keep.sum(dim=1), head_sums

@@ -90,45 +90,51 @@ class ReferenceLossScorer:
 
 def encode_references(
     tokenizer: Any, prompts: list[str], references: list[str], max_length: int, first_tokens: int
-) -> tuple[list[dict[str, list[int]]], list[dict[str, list[int]]]]:
-    """Each reference as a training pair (`encode_pairs`), and its first `first_tokens` answer tokens without the
-    closing text (end-of-turn token and what follows it in the template). O(total tokens)."""
+) -> tuple[list[dict[str, list[int]]], list[int]]:
+    """Each reference as a training pair (`encode_pairs`), and how many of its answer tokens the first-tokens
+    view counts: at most `first_tokens`, never the closing text (end-of-turn token and what the template puts
+    after it). O(total tokens)."""
     from core.prompting import encode_content
     from training.tokenization import IGNORE_INDEX, encode_pairs
 
     encoded, _ = encode_pairs(tokenizer, prompts, references, max_length)
-    heads = []
+    firsts = []
     for pair, reference in zip(encoded, references, strict=True):
-        labels = pair["labels"]
-        start = next((i for i, x in enumerate(labels) if x != IGNORE_INDEX), len(labels))
+        answer = sum(x != IGNORE_INDEX for x in pair["labels"])
         # The answer is the reference's tokens (all kept unless cut) followed by the closing text.
-        content = min(len(encode_content(tokenizer, reference)), len(labels) - start)
-        end = start + min(first_tokens, content)
-        heads.append({"input_ids": pair["input_ids"][:end], "labels": labels[:end]})
-    return encoded, heads
+        firsts.append(min(first_tokens, len(encode_content(tokenizer, reference)), answer))
+    return encoded, firsts
 
 
 def score_pairs(
-    model: Any, examples: list[dict[str, list[int]]], pad_token_id: int, batch_size: int
-) -> list[tuple[float, int]]:
-    """(summed NLL, target count) of each encoded pair, batched by length with the training collator and scored by
-    the training loss (`response_nll_rows`); the model is in eval mode meanwhile. O(tokens) forward passes."""
+    model: Any,
+    examples: list[dict[str, list[int]]],
+    pad_token_id: int,
+    batch_size: int,
+    first: list[int] | None = None,
+) -> list[tuple[float, ...]]:
+    """(summed NLL, target count) of each encoded pair, plus the NLL of its first `first[i]` targets when given;
+    batched by length with the training collator and scored by the training loss (`response_nll_rows`), the
+    model in eval mode meanwhile. O(tokens) forward passes."""
+    import torch
+
     from training.loss import response_nll_rows
     from training.tokenization import PadCollator
 
     collate = PadCollator(pad_token_id)
     device = next(model.parameters()).device
     order = sorted(range(len(examples)), key=lambda i: len(examples[i]["input_ids"]))  # less padding
-    out: list[tuple[float, int]] = [(0.0, 0)] * len(examples)
+    out: list[tuple[float, ...]] = [()] * len(examples)
     was_training = model.training
     model.eval()
     try:
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
             batch = {k: v.to(device) for k, v in collate([examples[i] for i in rows]).items()}
-            sums, counts = response_nll_rows(model, batch)
-            for i, s, n in zip(rows, sums.tolist(), counts.tolist(), strict=True):
-                out[i] = (float(s), int(n))
+            limits = torch.tensor([first[i] for i in rows]) if first is not None else None
+            values = [v.tolist() for v in response_nll_rows(model, batch, first=limits)]
+            for j, i in enumerate(rows):
+                out[i] = (float(values[0][j]), int(values[1][j]), *(float(v[j]) for v in values[2:]))
     finally:
         model.train(was_training)
     return out
@@ -144,8 +150,8 @@ def reference_nll(
     first_tokens: int = 128,
 ) -> tuple[list[tuple[float, int]], list[tuple[float, int]]]:
     """(summed NLL, tokens) of each whole reference answer with its closing text, and of its first
-    `first_tokens` tokens without it."""
-    full, heads = encode_references(tokenizer, prompts, references, max_length, first_tokens)
+    `first_tokens` tokens without it (read off the same forward pass: a causal model scores a prefix alike)."""
+    encoded, firsts = encode_references(tokenizer, prompts, references, max_length, first_tokens)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    scored = score_pairs(model, full + heads, pad, batch_size)
-    return scored[: len(full)], scored[len(full) :]
+    scored = score_pairs(model, encoded, pad, batch_size, firsts)
+    return [(s, n) for s, n, _ in scored], [(h, m) for (_, _, h), m in zip(scored, firsts, strict=True)]

@@ -143,8 +143,7 @@ def test_a_literal_end_token_in_a_reference_is_scored_as_text(tokenizer):
     assert labels[-len(closing) :] == closing and closing[0] == end_id
     assert end_id not in labels[: -len(closing)]  # the quoted token is text
     assert tokenizer.eos_token_id not in labels[: -len(closing)] or tokenizer.eos_token_id == end_id
-    head_labels = [x for x in head[0]["labels"] if x != -100]
-    assert head_labels == labels[: -len(closing)]  # the no-end variant: the answer without its closing text
+    assert head[0] == len(labels) - len(closing)  # the no-end variant: the answer without its closing text
 
 
 def test_reference_score_equals_the_training_loss_on_the_same_pair(tiny_lm, tokenizer):
@@ -160,6 +159,26 @@ def test_reference_score_equals_the_training_loss_on_the_same_pair(tiny_lm, toke
     with torch.no_grad():
         total, count = response_loss(tiny_lm, batch)
     assert n == int(count) and nll == pytest.approx(float(total), rel=1e-5)
+
+
+def test_the_first_tokens_view_equals_scoring_the_cut_answer(tiny_lm, tokenizer):
+    """The first-m view is read off the full pass; it equals the training loss of the pair cut after m answer
+    tokens (no closing text), and excludes the end token."""
+    import torch
+
+    from training.loss import response_loss
+    from training.tokenization import PadCollator, encode_pair
+
+    prompt, reference = "Count.", " ".join(str(i) for i in range(1, 30))
+    full, head = reference_nll(tiny_lm, tokenizer, [prompt, "Hi"], [reference, "Yo"], 2, 256, first_tokens=8)
+    pair = encode_pair(tokenizer, prompt, reference, 256)
+    start = next(i for i, x in enumerate(pair["labels"]) if x != -100)
+    cut = {k: v[: start + 8] for k, v in pair.items()}
+    with torch.no_grad():
+        total, count = response_loss(tiny_lm, PadCollator(tokenizer.pad_token_id)([cut]))
+    assert head[0][1] == int(count) == 8 and head[0][0] == pytest.approx(float(total), rel=1e-5)
+    short = len(tokenizer("Yo", add_special_tokens=False)["input_ids"])
+    assert head[1][1] == short == full[1][1] - len(_closing(tokenizer))  # shorter than m: all but the closing
 
 
 def test_reference_scorer_item_mean_first_tokens_and_items_file(tiny_lm, tokenizer, tmp_path):
@@ -219,6 +238,7 @@ def test_evaluate_offline_default_end_to_end(eval_model_and_tokenizer, tmp_path)
         "offline",
         [
             "eval.benchmarks.mtbench.limit=2",
+            "eval.reference_loss.limit=3",  # all 30 by default (tested without the model above)
             "eval.generation.max_new_tokens=12",
             "eval.ifbench.limit=2",
             "eval.generation_stats.embedder=null",
@@ -252,5 +272,7 @@ def test_evaluate_offline_default_end_to_end(eval_model_and_tokenizer, tmp_path)
     assert any(
         {"prompt", "generation", "reference", "reference_nll", "length"} <= set(row) for row in tables["mtbench"]
     )
-    assert len(load_jsonl(tmp_path / "scores" / "reference_items.jsonl")) == 30 + 2  # all MT-Bench + the custom two
+    assert (
+        len(load_jsonl(tmp_path / "scores" / "reference_items.jsonl")) == 3 + 2
+    )  # its limit, not the benchmark's, and the custom two
     assert not model.training
