@@ -204,6 +204,12 @@ class FeatureCache:
     def entry(self, namespace: str, key_obj: Any) -> Path:
         return self.root / namespace / stable_hash(key_obj)
 
+    def fresh(self, namespace: str, key_obj: Any, code: str) -> Path | None:
+        """The entry's folder if it is complete and of code version `code`, else None: for readers that map an
+        entry's files directly (memory-mapped embeddings) instead of calling `get_or_compute(..., code=code)`."""
+        final = self.entry(namespace, key_obj)
+        return final if self.enabled and (final / "DONE").exists() and manifest_code(final) == code else None
+
     def get_or_compute(
         self,
         namespace: str,

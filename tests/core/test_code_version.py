@@ -122,3 +122,13 @@ def test_real_call_sites_reach_the_modules_that_compute_their_entries(monkeypatc
     assert code_version(Strategy("s", "instruction", MicroExtractor()).types) == code_version(
         Strategy("t", "response", MicroExtractor()).types
     )  # the version is the code's, not the parameters' (those are in the key)
+
+
+def test_fresh_names_only_complete_entries_of_the_same_code(tmp_path):
+    cache = FeatureCache(tmp_path)
+    save = lambda v, d: (d / "v.json").write_text(json.dumps(v))  # noqa: E731
+    load = lambda d: json.loads((d / "v.json").read_text())  # noqa: E731
+    assert cache.fresh("x", {"k": 1}, "v1") is None
+    cache.get_or_compute("x", {"k": 1}, lambda: [1], save, load, code="v1")
+    assert cache.fresh("x", {"k": 1}, "v1") == cache.entry("x", {"k": 1})
+    assert cache.fresh("x", {"k": 1}, "v2") is None
