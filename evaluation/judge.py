@@ -141,7 +141,8 @@ def outcome(verdict: str | None, model_position: str) -> str | None:
 def judge_identity(judge: Any) -> dict[str, Any] | None:
     """What makes two judges give the same verdict (model and decoding); None when unknown (no caching).
 
-    A judge object of your own may define `cache_id` (any JSON value) to have its verdicts cached.
+    The endpoint's URL is not part of it, so a judge served again elsewhere (a restarted server on a new port)
+    resumes from the same cache. A judge object of your own may define `cache_id` (any JSON value) to be cached.
     """
     if hasattr(judge, "cache_id"):
         return {"cache_id": judge.cache_id}
