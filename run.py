@@ -159,6 +159,7 @@ def fit_and_evaluate(
     from core.quiet import one_console_for_lightning
     from evaluation.runner import evaluate
     from training import tracking
+    from training.budget import token_budget
     from training.datamodule import SFTDataModule
 
     one_console_for_lightning()
@@ -182,8 +183,10 @@ def fit_and_evaluate(
         tracking.log_config(logger, resolved)
         tracking.log_selection(logger, run_dir.path, cfg.run_name, selection_info, subset_metrics)
         module = instantiate(cfg.model, _convert_="all")  # plain dicts: checkpoints load with weights_only
-        callbacks = [checkpointing(run_dir, cfg), progress_log(cfg)]
-        trainer = instantiate(cfg.trainer, logger=logger or False, callbacks=callbacks)
+        budget = token_budget(cfg.get("budget"))  # equal supervised tokens per run instead of a step count
+        callbacks = [checkpointing(run_dir, cfg), progress_log(cfg), *([budget] if budget else [])]
+        steps = {"max_steps": -1} if budget else {}  # the budget, not a step count, ends a budgeted run
+        trainer = instantiate(cfg.trainer, logger=logger or False, callbacks=callbacks, **steps)
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
         metrics = training_metrics(trainer, module, datamodule, selection_info["truncation"])
         if trainer.is_global_zero:  # other DDP ranks stop here; rank 0 saves, evaluates and reports
@@ -217,8 +220,11 @@ def training_metrics(trainer, module, datamodule, truncation: dict) -> dict:
         heldout = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
     else:
         heldout = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
+    from training.budget import budget_metrics
+
     losses = module.train_losses_ or [math.nan]
     return {
+        **budget_metrics(trainer, module),  # trained supervised tokens (and the budget, when one is set)
         "heldout/loss": heldout["val/loss"],
         "heldout/ppl": heldout["val/ppl"],
         "train/loss_first": losses[0],

@@ -103,7 +103,8 @@ def main() -> None:
             drift = max(abs(d["mean_drift"]) for d in drifts)
             ks_max = max(d["ks"] for d in drifts)
             cells = " ".join(f"{k}({t})" for k, t in zip(ks, targets, strict=True))
-            print(f"{name:<18}{f'{picks[0].k_min or "-"}..{picks[0].k_max or "-"}':>14}  {cells:<72}{max(misses):>10.2%}"
+            k_range = f"{picks[0].k_min or '-'}..{picks[0].k_max or '-'}"
+            print(f"{name:<18}{k_range:>14}  {cells:<72}{max(misses):>10.2%}"
                   f"{len(set(ks)):>9}{'yes' if rising else 'NO':>7}{drift:>10.1%}{ks_max:>8.3f}"
                   f"{seconds:>6.0f}")  # fmt: skip
             if max(misses) > 0.01 or not rising or not exact_n:

@@ -38,12 +38,14 @@ class LengthControl:
         lock: draw every subset with the reference's response-length distribution.
         bins: strata of the lock; "auto" = clamp(n // 4, 2, 50) (>= 4 samples per stratum).
         tokenizer: the model whose tokens are counted (the fine-tuned model's).
+        name: a label of the length condition (e.g. "short"), recorded with it.
     """
 
     window: tuple[int, int] | None = None
     lock: bool = False
     bins: int | str = "auto"
     tokenizer: str | None = None
+    name: str | None = None
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any] | None) -> LengthControl:
@@ -54,6 +56,7 @@ class LengthControl:
             lock=bool(cfg.get("lock", False)),
             bins=cfg.get("bins", "auto"),
             tokenizer=cfg.get("tokenizer"),
+            name=cfg.get("name"),
         )
 
     @property
@@ -66,7 +69,8 @@ class LengthControl:
         return int(self.bins)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"window": None if self.window is None else list(self.window), "lock": self.lock, "bins": self.bins}
+        window = None if self.window is None else list(self.window)
+        return {"name": self.name, "window": window, "lock": self.lock, "bins": self.bins}
 
 
 def _save(lengths: np.ndarray, path: Path) -> None:

@@ -114,7 +114,7 @@ def select_subset(
         "n": n,
         "level": level,
         "seed": seed,
-        "length": length_block["control"],
+        "length": {k: v for k, v in length_block["control"].items() if k != "name"},  # a label picks no subset
     }
 
     def choose() -> Selection:

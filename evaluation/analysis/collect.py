@@ -125,9 +125,10 @@ def _read_run(run_dir: Path, sweep_dir: Path) -> dict[str, Any]:
     level = _first(sel.get("level"), _dig(cfg, "diversity.level"))
     if name is None or level is None:
         raise ValueError("strategy name or level missing from config.yaml and selection.json")
+    window, lock = _length_control(sel, cfg)
     row: dict[str, Any] = {
         "run_dir": str(run_dir.relative_to(sweep_dir)),
-        "strategy": strategy_label(str(name), component),
+        "strategy": strategy_label(str(name), component) + length_suffix(window, lock),
         "strategy_name": str(name),
         "component": component if component is not None else "",
         "level": float(level),
@@ -137,13 +138,38 @@ def _read_run(run_dir: Path, sweep_dir: Path) -> dict[str, Any]:
     }
     for key in ("k", "k_target", "k_min", "k_max", "n_types"):
         row[key] = sel.get(key)
+    row["length_window"] = "" if window is None else f"{window[0]}-{window[1]}"
+    row["length_lock"] = lock
+    drift = ((sel.get("length") or {}).get("drift") or {}).get("response") or {}
+    if isinstance(drift.get("mean"), int | float):
+        row["mean_response_tokens"] = float(drift["mean"])
+        row["response_length_ks"] = float(drift.get("ks", math.nan))
     info = sel.get("info") if isinstance(sel.get("info"), dict) else {}
     # Degree 0 of some selectors picks one subset whatever the seed: those runs are one observation.
     row["subset_independent_of_seed"] = bool(info.get("subset_independent_of_seed", False))
     if (run_dir / "subset_metrics.json").is_file():
         row.update(_numeric(_read_json(run_dir / "subset_metrics.json"), run_dir / "subset_metrics.json"))
     row.update(_numeric(_read_json(run_dir / "metrics.json"), run_dir / "metrics.json"))
+    if row.get("train/steps") == 0:  # the untrained base model, scored once per sweep: the effects' denominator
+        row["strategy"] = "Base model"
     return row
+
+
+def _length_control(sel: dict, cfg: dict) -> tuple[list[int] | None, bool]:
+    """(response-length window or None, locked?) from selection.json, or from an older run's config."""
+    control = (sel.get("length") or {}).get("control")
+    if isinstance(control, dict):
+        return control.get("window"), bool(control.get("lock"))
+    legacy = _dig(cfg, "diversity.match_length") or {}  # runs made before diversity.length existed
+    if isinstance(legacy, dict) and legacy.get("enabled"):
+        return [legacy.get("min_tokens"), legacy.get("max_tokens")], False
+    return None, False
+
+
+def length_suffix(window: list[int] | None, lock: bool) -> str:
+    """` [150-300 tokens, locked]`: a length-controlled strategy never pools with the uncontrolled one."""
+    parts = ([f"{window[0]}-{window[1]} tokens"] if window else []) + (["locked"] if lock else [])
+    return f" [{', '.join(parts)}]" if parts else ""
 
 
 def collect_runs(sweep_dir: str | Path) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:

@@ -18,7 +18,10 @@ import numpy as np
 from evaluation.analysis.linear import LinearFit, fit_linear
 
 __all__ = [
+    "FactorialDesign",
     "FactorialFit",
+    "baseline_table",
+    "find_design",
     "add_config_field",
     "factorial_fit",
     "factorial_table",
@@ -207,4 +210,56 @@ def factorial_table(
                 flip = sign_flip_test(values)
                 row.update(flip_mean=flip["mean"], flip_p=flip["p"], flip_exact=flip["exact"], seeds=flip["m"])
             rows.append(row)
+    return rows
+
+
+@dataclass(frozen=True)
+class FactorialDesign:
+    """A sweep's 2 x 2 length-window x degree design, as found in its run table (`find_design`)."""
+
+    strategy: str
+    runs: list[dict]
+    windows: tuple[str, str]
+    levels: tuple[float, float]
+
+
+def _window_start(window: str) -> float:
+    try:
+        return float(str(window).split("-")[0])
+    except ValueError:
+        return float("inf")
+
+
+def find_design(runs: Sequence[dict], window: str = "length_window") -> FactorialDesign | None:
+    """The 2 x 2 design of a sweep: one non-random strategy run at exactly two length windows, each at the same two
+    degrees; None when the sweep is not such a design. Windows are ordered by their lower bound (short first)."""
+    trained = [r for r in runs if r.get("strategy_name") != "random" and r.get("train/steps") != 0]
+    names = {r.get("strategy_name") for r in trained}
+    if len(names) != 1:
+        return None
+    windows = sorted({str(r.get(window) or "") for r in trained}, key=_window_start)
+    if len(windows) != 2 or "" in windows:
+        return None
+    per_window = [sorted({float(r["level"]) for r in trained if str(r.get(window)) == w}) for w in windows]
+    if any(len(levels) != 2 for levels in per_window) or per_window[0] != per_window[1]:
+        return None
+    return FactorialDesign(str(next(iter(names))), trained, (windows[0], windows[1]), tuple(per_window[0]))
+
+
+def baseline_table(runs: Sequence[dict], scores: Sequence[str], window: str = "length_window") -> list[dict]:
+    """Per score: the base model (0 steps) and, per length window, the random baseline's mean, sd and runs."""
+    rows = []
+    base = [r for r in runs if r.get("train/steps") == 0]
+    randoms = [r for r in runs if r.get("strategy_name") == "random" and r.get("train/steps") != 0]
+    for score in scores:
+        for label, members in [("base model", base)] + [
+            (f"random {w or 'no window'}", [r for r in randoms if str(r.get(window) or "") == w])
+            for w in sorted({str(r.get(window) or "") for r in randoms}, key=_window_start)
+        ]:
+            values = np.array([r[score] for r in members if isinstance(r.get(score), int | float)], dtype=float)
+            if values.size:
+                sd = float(values.std(ddof=1)) if values.size > 1 else float("nan")
+                rows.append(
+                    {"score": score, "baseline": label, "mean": float(values.mean()), "sd": sd, "runs": values.size}
+                )
     return rows

@@ -99,6 +99,11 @@ def analyze(
     files["entropy_slopes"] = write_csv(out / "entropy_slopes.csv", entropy, ENTROPY_COLUMNS)
     files["noise"] = write_csv(out / "noise.csv", noise, NOISE_COLUMNS)
     band = {(r["model"], r["n"], r["score"]): r.get("sigma_run") for r in noise}
+    factorial, baselines = _factorial(runs, primary)
+    if factorial:
+        files["factorial"] = write_csv(out / "factorial.csv", factorial)
+    if baselines:
+        files["baselines"] = write_csv(out / "baselines.csv", baselines)
 
     groups = sorted({(r.get("model") or "", r.get("n")) for r in runs}, key=str)
     for model, n in groups:
@@ -130,6 +135,7 @@ def analyze(
     if not quiet:
         print_headline(long_rows, scores)
         print_pooled(pooled, entropy, noise)
+        print_factorial(factorial, baselines)
         for note in notes:
             print(f"[analysis] note: {note}")
         print(f"[analysis] {len(runs)} run(s) analysed; outputs in {out}")
@@ -144,8 +150,40 @@ def analyze(
         "pooled": pooled,
         "entropy": entropy,
         "noise": noise,
+        "factorial": factorial,
+        "baselines": baselines,
         "notes": notes,
     }
+
+
+def _factorial(runs: Sequence[dict], scores: Sequence[str]) -> tuple[list[dict], list[dict]]:
+    """The 2 x 2 window x degree table (mixed model beside the exact sign-flip test) when the sweep is that design,
+    and the base-model and per-window random baselines when the sweep has them."""
+    from evaluation.analysis.factorial import baseline_table, factorial_table, find_design
+
+    design = find_design(runs)
+    rows = []
+    if design is not None:
+        order = {"window": design.windows, "diversity": design.levels}
+        rows = [
+            {"strategy": design.strategy, **row}
+            for row in factorial_table(design.runs, scores, window="length_window", order=order)
+        ]
+    return rows, baseline_table(runs, scores)
+
+
+def print_factorial(factorial: Sequence[dict], baselines: Sequence[dict]) -> None:
+    """The factorial's effects (estimate +/- se, p; sign-flip mean and exact p) and the baselines, one line each."""
+    for row in factorial:
+        model, flip = "", ""
+        if "estimate" in row:
+            model = f"{row['estimate']:+.5f} +/- {row['se']:.5f} (p {row['p']:.3g}, {row['method']})"
+        if "flip_p" in row:
+            flip = f"sign-flip mean {row['flip_mean']:+.5f}, p {row['flip_p']:.3g} over {row['seeds']} seeds"
+        print(f"[factorial] {row['score']} {row['effect']}: {model} {flip}".rstrip())
+    for row in baselines:
+        sd = f"sd {row['sd']:.5f}, " if row["runs"] > 1 else ""
+        print(f"[baseline] {row['score']} {row['baseline']}: {row['mean']:.5f} ({sd}{row['runs']} runs)")
 
 
 def _any_correlation(rows: Sequence[dict]) -> bool:

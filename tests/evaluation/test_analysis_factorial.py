@@ -99,3 +99,38 @@ def test_factorial_table_puts_the_model_beside_the_sign_flip_test():
     assert inter["flip_mean"] == pytest.approx(inter["estimate"], rel=1e-9) and inter["seeds"] == 8
     assert rows["diversity@short"]["flip_p"] < 0.05 and rows["diversity@short"]["flip_mean"] < 0
     assert "estimate" not in rows["diversity@long"] and inter["method"] == "mixedlm"
+
+
+def _design_rows(effect: float = -0.01) -> list[dict]:
+    """2 windows x 2 degrees x 4 paired seeds of one strategy, a random baseline per window and the base model."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for window, offset in (("180-360", 0.3), ("30-100", 0.0)):
+        for level in (0.3333, 1.0):
+            for seed in range(4):
+                score = 1.0 + offset + (effect if level == 1.0 else 0.0) + 0.001 * seed + rng.normal(0, 1e-4)
+                rows.append({"strategy_name": "micro_response", "length_window": window, "level": level,
+                             "seed": seed, "s": score, "train/steps": 12})  # fmt: skip
+        for seed in range(3):
+            rows.append({"strategy_name": "random", "length_window": window, "level": 1.0, "seed": seed,
+                         "s": 1.0 + offset, "train/steps": 12})  # fmt: skip
+    rows.append({"strategy_name": "random", "length_window": "", "level": 1.0, "seed": 0, "s": 1.5, "train/steps": 0})
+    return rows
+
+
+def test_the_sweep_design_is_found_and_baselines_are_kept_apart():
+    from evaluation.analysis.factorial import baseline_table, find_design
+
+    rows = _design_rows()
+    design = find_design(rows)
+    assert design is not None and design.windows == ("30-100", "180-360") and design.levels == (0.3333, 1.0)
+    assert len(design.runs) == 16 and all(r["strategy_name"] == "micro_response" for r in design.runs)
+    table = factorial_table(design.runs, ["s"], "length_window", order={"window": design.windows})
+    by_effect = {r["effect"]: r for r in table}
+    assert by_effect["diversity"]["estimate"] == pytest.approx(-0.01, abs=2e-4)
+    assert by_effect["window"]["estimate"] == pytest.approx(0.3, abs=2e-4)
+    assert by_effect["diversity"]["seeds"] == 4 and by_effect["diversity"]["flip_p"] == pytest.approx(2 / 16)
+    baselines = {r["baseline"]: r for r in baseline_table(rows, ["s"])}
+    assert baselines["base model"]["mean"] == 1.5 and baselines["base model"]["runs"] == 1
+    assert baselines["random 30-100"]["runs"] == 3 and baselines["random 180-360"]["mean"] == pytest.approx(1.3)
+    assert find_design([r for r in rows if r["length_window"] != "30-100"]) is None  # one window: no 2 x 2
