@@ -201,7 +201,7 @@ class ChatClient:
         """
         from tqdm.auto import tqdm
 
-        self._url()  # a credential in base_url is refused before any request
+        self._url(), self._headers()  # a credential in base_url, or a missing key, fails before any request
         answers: list[str | None] = [None] * len(prompts)
         failure: BaseException | None = None
         with (
