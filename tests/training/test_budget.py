@@ -48,7 +48,7 @@ def _trainer(callbacks, max_steps: int = -1, **kwargs) -> L.Trainer:
         accelerator="cpu",
         logger=False,
         callbacks=callbacks,
-        enable_checkpointing=False,
+        enable_checkpointing=any(type(cb).__name__ == "ModelCheckpoint" for cb in callbacks),
         enable_progress_bar=False,
         enable_model_summary=False,
         **kwargs,
@@ -160,3 +160,38 @@ def test_progress_lines_count_toward_the_budget(tiny_model_dir, caplog):
     steps = [line for line in lines if line.startswith("train step")]
     assert steps[0].startswith("train step 1/3 (")  # total estimated from the tokens per step so far
     assert f"supervised tokens {budget}/{budget}" in steps[-1] and "5/5 (100%)" in steps[-1]
+
+
+@pytest.mark.slow  # ~30 s: six short fits
+@pytest.mark.parametrize(("packing", "group", "accumulate"), [(False, True, 2), (True, False, 1)])
+def test_an_interrupted_budget_run_trains_like_an_uninterrupted_one(
+    tiny_model_dir, tmp_path, packing, group, accumulate
+):
+    """Through the project's datamodule (seeded resumable order, length grouping or packing): killed mid-epoch
+    and resumed from last.ckpt, a budget run trains the same batches, the same tokens and the same steps."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from training.datamodule import SFTDataModule
+
+    def datamodule() -> SFTDataModule:
+        kwargs = {"batch_size": 2, "seed": 3, "packing": packing, "group_by_length": group}
+        return SFTDataModule(_examples(n=24), _examples(seed=1, n=2), 0, max_length=24, **kwargs)
+
+    budget = 260  # about two epochs
+    options = {"accumulate_grad_batches": accumulate, "limit_val_batches": 0}
+    whole = _module(tiny_model_dir)
+    trainer = _trainer([TokenBudget(budget)], **options)
+    trainer.fit(whole, datamodule=datamodule())
+    steps = trainer.global_step
+
+    save = ModelCheckpoint(dirpath=tmp_path, save_last=True, save_top_k=0, every_n_train_steps=2)
+    first = _module(tiny_model_dir)
+    _trainer([TokenBudget(budget), save], max_steps=steps // 2 // 2 * 2 + 1, **options).fit(
+        first, datamodule=datamodule()
+    )
+    resumed = _module(tiny_model_dir)
+    trainer = _trainer([TokenBudget(budget)], **options)
+    trainer.fit(resumed, datamodule=datamodule(), ckpt_path=tmp_path / "last.ckpt")
+    assert resumed.supervised_tokens_ == whole.supervised_tokens_ == budget
+    assert trainer.global_step == steps
+    assert resumed.train_losses_ == pytest.approx(whole.train_losses_, abs=1e-6)
