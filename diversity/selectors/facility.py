@@ -41,6 +41,18 @@ CONFIG_RULES = {
 }
 
 
+def cells(emb: np.ndarray, cell_size: int, seed: int) -> np.ndarray:
+    """k-means cell of every sample, ceil(N / cell_size) cells (MiniBatchKMeans, 5 epochs: the cells only bound
+    the neighbour search, and more epochs did not raise the share of true 20-NN found in the own cell)."""
+    n_cells = -(-len(emb) // cell_size)
+    if n_cells == 1:
+        return np.zeros(len(emb), dtype=np.int64)
+    from sklearn.cluster import MiniBatchKMeans
+
+    kmeans = MiniBatchKMeans(n_cells, random_state=seed, batch_size=4096, n_init=1, max_iter=5)
+    return np.unique(kmeans.fit_predict(emb), return_inverse=True)[1].astype(np.int64)  # no empty cell ids
+
+
 def knn_graph(emb: np.ndarray, n_neighbors: int, cell_size: int, seed: int, block_size: int = 2048) -> sp.csr_matrix:
     """Symmetric sparse similarity max(0, cos) to each sample's `n_neighbors` nearest samples of its k-means cell.
 
@@ -52,13 +64,8 @@ def knn_graph(emb: np.ndarray, n_neighbors: int, cell_size: int, seed: int, bloc
     import torch
 
     n = len(emb)
-    n_cells = -(-n // cell_size)
-    if n_cells > 1:
-        from sklearn.cluster import MiniBatchKMeans
-
-        labels = MiniBatchKMeans(n_cells, random_state=seed, batch_size=4096, n_init=1, max_iter=20).fit_predict(emb)
-    else:
-        labels = np.zeros(n, dtype=np.int64)
+    labels = cells(emb, cell_size, seed)
+    n_cells = int(labels.max()) + 1
     order = np.argsort(labels, kind="stable")
     bounds = np.searchsorted(labels[order], np.arange(n_cells + 1))
     rows, cols, vals = [], [], []
