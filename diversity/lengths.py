@@ -9,7 +9,9 @@ with the degree can be a length effect. Two controls, both under `diversity.leng
   candidate pool (the window's samples when a window is set). The reference's token counts are cut into
   `bins` strata of equal mass and each stratum gets its share of `n` as a quota; selectors draw within the
   quotas (`diversity.selectors.quota`). With b strata the subset's CDF equals the reference's at every
-  stratum edge, so the KS distance is at most ~1/b plus the within-stratum drift.
+  stratum edge, so the KS distance is at most ~1/b plus the within-stratum drift. The mean is set by the long
+  tail, so the longest 10% is cut into one-sample strata and the longest 1/(2n) of the reference (half a sample
+  of a random subset, on average) is left out: a type-rich degree would otherwise pick that outlier.
 
 `length_drift` describes any subset against its reference (mean, quartiles, two-sample KS), locked or not, and
 is written into every `selection.json`.
@@ -26,7 +28,9 @@ import numpy as np
 
 from core.cache import FeatureCache
 
-MAX_BINS = 50  # 1/50 = 0.02 of KS from the strata edges at most, whatever n
+MAX_BINS = 100  # 1/100 = 0.01 of KS from the strata edges at most, whatever n
+TAIL = 0.1  # the longest 10% of the reference is cut into one-sample strata (it sets the mean)
+MAX_TAIL_STRATA = 50
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,7 @@ class LengthControl:
     Attributes:
         window: (min_tokens, max_tokens), inclusive, or None for no window.
         lock: draw every subset with the reference's response-length distribution.
-        bins: strata of the lock; "auto" = clamp(n // 4, 2, 50) (>= 4 samples per stratum).
+        bins: strata of the lock's body; "auto" = clamp(n // 2, 2, 100) (about 2 samples per stratum).
         tokenizer: the model whose tokens are counted (the fine-tuned model's).
         name: a label of the length condition (e.g. "short"), recorded with it.
     """
@@ -65,7 +69,7 @@ class LengthControl:
 
     def n_bins(self, n: int) -> int:
         if self.bins == "auto":
-            return int(min(max(n // 4, 2), MAX_BINS))
+            return int(min(max(n // 2, 2), MAX_BINS))
         return int(self.bins)
 
     def as_dict(self) -> dict[str, Any]:
@@ -98,20 +102,28 @@ def in_window(lengths: np.ndarray, window: tuple[int, int]) -> np.ndarray:
     return np.flatnonzero((lengths >= low) & (lengths <= high))
 
 
-def strata(reference: np.ndarray, n: int, bins: int) -> tuple[np.ndarray, np.ndarray]:
-    """Cut `reference` lengths into `bins` strata of (nearly) equal mass and share `n` among them.
+def strata(reference: np.ndarray, n: int, bins: int, tail: float = TAIL) -> tuple[np.ndarray, np.ndarray]:
+    """Cut `reference` lengths into strata and share `n` among them by mass.
+
+    `bins` strata of equal mass cover the body; the longest `tail` share of the reference is cut finer, into strata
+    of one sample's mass each (at most MAX_TAIL_STRATA), because the mean length is set by the long tail: within a
+    wide top stratum a selector that favours type-rich (long) or type-poor (short) texts would move the mean by
+    several percent, within one-sample strata it cannot.
 
     Returns:
-        (edges, quota): `edges` are the b - 1 inner cut points (a length l falls in stratum
-        `searchsorted(edges, l, side="right")`); `quota[s]` is how many of the `n` samples stratum s gets:
-        n times its share of the reference, rounded by largest remainder so the quotas sum to exactly n.
-        Ties in the reference can merge strata, so fewer than `bins` may come back.
+        (edges, quota): `edges` are the inner cut points, lengths of the reference (a length l falls in stratum
+        `searchsorted(edges, l, side="left")`: stratum s holds (edges[s-1], edges[s]]); `quota[s]` is n times
+        stratum s's share of the reference, rounded by largest remainder so the quotas sum to exactly n. Ties in
+        the reference can merge strata, so fewer may come back.
 
     Complexity: O(m log m) for m reference lengths.
     """
     bins = max(1, min(int(bins), n))
-    edges = np.unique(np.quantile(reference, np.arange(1, bins) / bins, method="lower"))
-    mass = np.bincount(np.searchsorted(edges, reference, side="right"), minlength=len(edges) + 1) / len(reference)
+    body = np.arange(1, bins) / bins
+    n_tail = int(min(max(round(n * tail), 0), MAX_TAIL_STRATA))
+    cuts = body if n_tail == 0 else np.union1d(body[body < 1 - tail], 1 - tail + tail * np.arange(n_tail) / n_tail)
+    edges = np.unique(np.quantile(reference, cuts, method="lower"))
+    mass = np.bincount(stratum_of(reference, edges), minlength=len(edges) + 1) / len(reference)
     quota = np.floor(mass * n).astype(np.int64)
     short = n - int(quota.sum())
     order = np.argsort(-(mass * n - quota), kind="stable")
@@ -120,7 +132,7 @@ def strata(reference: np.ndarray, n: int, bins: int) -> tuple[np.ndarray, np.nda
 
 
 def stratum_of(lengths: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    return np.searchsorted(edges, lengths, side="right").astype(np.int64)
+    return np.searchsorted(edges, lengths, side="left").astype(np.int64)
 
 
 def length_drift(subset: np.ndarray, reference: np.ndarray) -> dict[str, float]:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from core.cache import FeatureCache
+from core.cache import FeatureCache, stable_hash
 from diversity.lengths import LengthControl, in_window, length_drift, strata, stratum_of, token_lengths
 from diversity.manifest import describe
 from diversity.pools import COMPONENTS, Pool, PoolError
@@ -107,7 +107,7 @@ def select_subset(
         )
     candidates = pool.take(selectable)
     lengths = _lengths(candidates, length.tokenizer, cache)
-    within, quota, length_block = _length_control(lengths, n, length)
+    within, quota, length_block, reference = _length_control(lengths, n, length)
     key = {
         "pool": candidates.content_hash,
         "strategy": describe(strategy),
@@ -115,6 +115,8 @@ def select_subset(
         "level": level,
         "seed": seed,
         "length": {k: v for k, v in length_block["control"].items() if k != "name"},  # a label picks no subset
+        "quota": None if quota is None else quota.key,  # the strata themselves, whatever code cut them
+        "within": None if within is None else stable_hash(within.tolist()),
     }
 
     def choose() -> Selection:
@@ -125,7 +127,7 @@ def select_subset(
     )
     selected = np.asarray(selection.indices, dtype=np.int64)
     if lengths:  # drift against the reference (the candidates, or the window's), locked or not
-        reference = np.arange(len(candidates)) if within is None else within
+        reference = np.arange(len(candidates)) if reference is None else reference
         length_block["drift"] = {c: length_drift(lengths[c][selected], lengths[c][reference]) for c in COMPONENTS}
     subset = Subset(pool, candidates, selected, selectable[selected], held, selection)
     subset.record = _record(subset, strategy, n, level, seed, decontamination, heldout_block, length_block)
@@ -169,11 +171,12 @@ def _lengths(candidates: Pool, tokenizer: str | None, cache: FeatureCache | None
 
 def _length_control(
     lengths: dict[str, np.ndarray], n: int, control: LengthControl
-) -> tuple[np.ndarray | None, Quota | None, dict[str, Any]]:
-    """The candidate rows (window) and the quota (lock) that `control` asks for, and their record."""
+) -> tuple[np.ndarray | None, Quota | None, dict[str, Any], np.ndarray | None]:
+    """The candidate rows (window; under a lock without the reference's extreme outliers), the quota (lock), their
+    record, and the reference rows the drift is measured against (None = every candidate)."""
     block: dict[str, Any] = {"control": control.as_dict(), "tokenizer": control.tokenizer}
     if not control.active:
-        return None, None, block
+        return None, None, block, None
     if "response" not in lengths:
         raise ValueError("diversity.length: a window or lock needs diversity.length.tokenizer (the model's)")
     response = lengths["response"]
@@ -186,13 +189,21 @@ def _length_control(
                 f"diversity.length.window={list(control.window)} tokens leaves {len(within)} of {len(response)} "
                 f"selectable samples, fewer than diversity.n={n}"
             )
+    reference = np.arange(len(response)) if within is None else within
     quota = None
     if control.lock:
-        rows = np.arange(len(response)) if within is None else within
-        edges, counts = strata(response[rows], n, control.n_bins(n))
-        quota = Quota(stratum_of(response[rows], edges), counts)
-        block["strata"] = {"edges": edges.tolist(), "quota": counts.tolist()}
-    return within, quota, block
+        edges, counts = strata(response[reference], n, control.n_bins(n))
+        # The longest 1/(2n) of the reference (a random subset holds half a sample of it on average) is left out:
+        # one such outlier, which a type-rich degree would pick, moves the subset's mean by several percent.
+        cap = np.quantile(response[reference], 1 - 1 / (2 * n), method="higher")
+        within = reference[response[reference] <= cap]
+        quota = Quota(stratum_of(response[within], edges), counts)
+        block["strata"] = {
+            "edges": edges.tolist(),
+            "quota": counts.tolist(),
+            "outliers_left_out": int(len(reference) - len(within)),
+        }
+    return within, quota, block, reference
 
 
 def _record(

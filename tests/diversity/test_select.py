@@ -22,10 +22,10 @@ def alpaca_file(path: Path, n: int, extra: list[dict] | None = None) -> Path:
     return path
 
 
-def select(tmp_path: Path, source: Path, n: int, heldout_size: int = 64, **kwargs) -> Subset:
+def select(tmp_path: Path, source: Path, n: int, heldout_size: int = 64, turns: str = "first", **kwargs) -> Subset:
     """The random strategy's subset of `source`, its record written to tmp_path/run as run.py writes it."""
     subset = select_subset(
-        load_pool(str(source)),
+        load_pool(str(source), turns=turns),
         Strategy("random"),
         n=n,
         level=1.0,
@@ -75,7 +75,7 @@ def test_heldout_is_by_conversation_without_repeated_instructions(tmp_path):
         rows.append({"id": f"c{c}", "conversations": [{"from": r, "value": v} for r, v in turns]})
     path = tmp_path / "conv.json"
     path.write_text(json.dumps(rows))
-    subset = select(tmp_path, path, n=20, heldout_size=6)
+    subset = select(tmp_path, path, n=20, heldout_size=6, turns="all")  # later turns too: their "continue"s
     pool = subset.pool
     held = {pool.groups[i] for i in subset.heldout}
     assert not held & {pool.groups[i] for i in subset.indices}
