@@ -141,5 +141,8 @@ def selection_warnings(selection: Mapping[str, Any]) -> list[str]:
     if _number(share) and share > CUT_WARN_SHARE:
         limit = truncation.get("max_length")
         where = f" at data.max_length={limit}" if limit is not None else ""
-        warnings.append(f"{share:.0%} of the subset's samples are cut{where}: training sees shortened responses")
+        warnings.append(
+            f"{share:.0%} of the subset's samples are cut{where}: training sees shortened responses "
+            "(raise data.max_length, or lower data.max_chars)"
+        )
     return warnings
