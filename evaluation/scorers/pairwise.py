@@ -93,6 +93,7 @@ class PairwiseScorer:
                 [item.prompt for item in items],
                 answers,
                 baselines,
+                cache_path=ctx.run_dir / "verdicts" / f"{bench}.cache.jsonl",  # a rerun resumes, nothing judged twice
             )
             save_jsonl(ctx.run_dir / "verdicts" / f"{bench}.jsonl", rows)
             per_item = item_scores(rows)
