@@ -131,6 +131,6 @@ def budget_metrics(trainer: Any, module: Any) -> dict[str, Any]:
     metrics: dict[str, Any] = {"train/supervised_tokens": int(module.supervised_tokens_)}
     if budget is not None:
         metrics["train/token_budget"] = budget.tokens
-        metrics["train/budget_reached"] = module.supervised_tokens_ >= budget.tokens
+        metrics["train/budget_reached"] = int(module.supervised_tokens_ >= budget.tokens)  # 0/1: logged as a number
         metrics["train/budget_masked_tokens"] = budget.masked_
     return metrics

@@ -66,8 +66,8 @@ class ReferenceLossScorer:
             if not items:
                 continue
             prompts, refs = [item.prompt for item in items], [item.reference for item in items]
-            full, head = reference_nll(
-                ctx.model, ctx.tokenizer, prompts, refs, self.batch_size, self.max_length, self.first_tokens
+            full, head, cut = reference_nll(
+                ctx.model, ctx.tokenizer, prompts, refs, self.batch_size, self.max_length, self.first_tokens, True
             )
             for item, (nll, n), (nll_m, n_m) in zip(items, full, head, strict=True):
                 row = {"benchmark": bench, "id": item.id, "loss": nll / max(n, 1), "nll": nll, "tokens": n}
@@ -83,6 +83,7 @@ class ReferenceLossScorer:
             )
             scores[f"counts/{self.name}/{bench}_items"] = len(items)
             scores[f"counts/{self.name}/{bench}_tokens"] = sum(n for _, n in full)
+            scores[f"counts/{self.name}/{bench}_cut"] = cut.n_cut  # pairs over max_length (scored without their end)
         if rows:
             save_jsonl(ctx.run_dir / ITEMS_FILE, rows)
         return scores
@@ -90,20 +91,20 @@ class ReferenceLossScorer:
 
 def encode_references(
     tokenizer: Any, prompts: list[str], references: list[str], max_length: int, first_tokens: int
-) -> tuple[list[dict[str, list[int]]], list[int]]:
-    """Each reference as a training pair (`encode_pairs`), and how many of its answer tokens the first-tokens
-    view counts: at most `first_tokens`, never the closing text (end-of-turn token and what the template puts
-    after it). O(total tokens)."""
+) -> tuple[list[dict[str, list[int]]], list[int], Any]:
+    """Each reference as a training pair (`encode_pairs`), how many of its answer tokens the first-tokens view
+    counts (at most `first_tokens`, never the closing text: end-of-turn token and what the template puts after
+    it), and what `max_length` cut (`TruncationStats`). O(total tokens)."""
     from core.prompting import encode_content
     from training.tokenization import IGNORE_INDEX, encode_pairs
 
-    encoded, _ = encode_pairs(tokenizer, prompts, references, max_length)
+    encoded, stats = encode_pairs(tokenizer, prompts, references, max_length)
     firsts = []
     for pair, reference in zip(encoded, references, strict=True):
         answer = sum(x != IGNORE_INDEX for x in pair["labels"])
         # The answer is the reference's tokens (all kept unless cut) followed by the closing text.
         firsts.append(min(first_tokens, len(encode_content(tokenizer, reference)), answer))
-    return encoded, firsts
+    return encoded, firsts, stats
 
 
 def score_pairs(
@@ -148,10 +149,14 @@ def reference_nll(
     batch_size: int,
     max_length: int,
     first_tokens: int = 128,
-) -> tuple[list[tuple[float, int]], list[tuple[float, int]]]:
+    with_stats: bool = False,
+) -> tuple[Any, ...]:
     """(summed NLL, tokens) of each whole reference answer with its closing text, and of its first
-    `first_tokens` tokens without it (read off the same forward pass: a causal model scores a prefix alike)."""
-    encoded, firsts = encode_references(tokenizer, prompts, references, max_length, first_tokens)
+    `first_tokens` tokens without it (read off the same forward pass: a causal model scores a prefix alike);
+    with `with_stats`, also what `max_length` cut (`TruncationStats`)."""
+    encoded, firsts, stats = encode_references(tokenizer, prompts, references, max_length, first_tokens)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     scored = score_pairs(model, encoded, pad, batch_size, firsts)
-    return [(s, n) for s, n, _ in scored], [(h, m) for (_, _, h), m in zip(scored, firsts, strict=True)]
+    full = [(s, n) for s, n, _ in scored]
+    head = [(h, m) for (_, _, h), m in zip(scored, firsts, strict=True)]
+    return (full, head, stats) if with_stats else (full, head)

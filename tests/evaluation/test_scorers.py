@@ -137,7 +137,9 @@ def test_a_literal_end_token_in_a_reference_is_scored_as_text(tokenizer):
     """A reference quoting `<|im_end|>` must not end the turn early: inside the answer it is plain text, and the
     answer ends with the template's closing text, as in training."""
     end_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
-    full, head = encode_references(tokenizer, ["Which token ends a turn?"], ["It is <|im_end|>, literally."], 256, 128)
+    full, head, _ = encode_references(
+        tokenizer, ["Which token ends a turn?"], ["It is <|im_end|>, literally."], 256, 128
+    )
     labels = [x for x in full[0]["labels"] if x != -100]
     closing = _closing(tokenizer)
     assert labels[-len(closing) :] == closing and closing[0] == end_id
@@ -209,7 +211,7 @@ def test_reference_scorer_item_mean_first_tokens_and_items_file(tiny_lm, tokeniz
     assert scores["eval/reference_loss/custom_loss_first16"] == pytest.approx(
         sum(r["nll_first16"] / r["tokens_first16"] for r in rows) / 2
     )
-    assert scores["counts/reference_loss/custom_items"] == 2
+    assert scores["counts/reference_loss/custom_items"] == 2 and scores["counts/reference_loss/custom_cut"] == 0
     assert ctx.rows["custom"][rows[0]["id"]]["reference_tokens"] == rows[0]["tokens"]
 
 
