@@ -99,7 +99,10 @@ def sample(
         quota.check(candidates, "Algorithm 2")
         local_stratum = quota.stratum[candidates]
         left = quota.counts.copy()
-        members = np.split(np.argsort(local_stratum, kind="stable"), np.cumsum(np.bincount(local_stratum))[:-1])
+        sizes = np.bincount(local_stratum, minlength=len(left))
+        members = np.split(np.argsort(local_stratum, kind="stable"), np.cumsum(sizes)[:-1])
+        for s in np.flatnonzero(left == 0):  # a stratum with no quota (too little mass) is closed from the start
+            taken[members[s]] = True
     represented = np.zeros(n_types, dtype=np.int64)
     uniforms = _Uniforms(rng)
     heap = sorted(rank[np.diff(by_type.indptr) > 0].tolist())  # every present type, count 0

@@ -83,6 +83,13 @@ def test_algorithm_2_meets_the_quota_exactly(fill):
         chosen = sample(types.matrix, np.arange(500), 40, fill, np.random.default_rng(seed), quota=quota)
         assert len(np.unique(chosen)) == 40
         assert np.array_equal(quota.available(chosen), quota.counts)
+    # A stratum too thin for a quota (count 0) is never drawn, however type-rich its members are.
+    counts = quota.counts.copy()
+    counts[-1], counts[0] = 0, counts[0] + counts[-1]
+    thin = Quota(quota.stratum, counts)
+    for seed in range(10):
+        chosen = sample(types.matrix, np.arange(500), 40, fill, np.random.default_rng(seed), quota=thin)
+        assert np.array_equal(thin.available(chosen), counts)
 
 
 def test_locked_random_subsets_match_the_reference_better_than_plain_random_over_many_seeds():
