@@ -6,6 +6,9 @@ degree control meaningless, so tags are normalised (lowercase, whitespace, edge 
 dropped (InsTag's frequency filter), and the rest are merged by average-linkage agglomerative clustering of
 their embeddings under a cosine-similarity threshold. Each merged cluster is one type, named by its most
 frequent member tag.
+
+Taggers keep only relevant tags (above their `min_relevance`, recorded in the meta as `tag_min_relevance`), so
+a text may have none: it is counted in `n_samples_without_type` and the selector treats it as untyped.
 """
 
 from __future__ import annotations
@@ -149,14 +152,18 @@ class MesoExtractor:
             "tags_dropped_cap": len(frequent) - len(kept),
             "types_after_merge": n_types,
             "types_per_sample": float(np.mean([len(r) for r in type_lists])) if n else 0.0,
-            "samples_without_type": int(sum(not r for r in type_lists)),
+            "n_samples_without_type": int(sum(not r for r in type_lists)),
+            "tagger": type(self.tagger).__name__,
+            # the relevance a tag needed (None: the tagger keeps no threshold, e.g. JSONL or LLM tags)
+            "tag_min_relevance": getattr(self.tagger, "min_relevance", None),
             "parse_failures": getattr(self.tagger, "parse_failures_", None),
         }
         log.info(
-            "meso: %d distinct tags -> %d types (%.2f raw tags/sample)",
+            "meso: %d distinct tags -> %d types (%.2f raw tags/sample, %d samples without a type)",
             len(counts),
             n_types,
             meta["raw_tags_per_sample"],
+            meta["n_samples_without_type"],
         )
         return TypeAssignment.from_lists(type_lists, type_names, meta=meta)
 

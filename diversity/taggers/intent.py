@@ -9,10 +9,16 @@ tags (`prompts/intent_tags.txt`, ~200 intents, domains and answer forms, or your
     score(text, tag) = max over p in {tag, *cues} of cos(embed(text), embed(p))
                        + lexical_bonus * [a cue occurs in the text]
 
-and keeps the best `min_tags`..`max_tags` tags within `margin` of the best score. The embedding carries the
+and keeps the best `min_tags`..`max_tags` tags within `margin` of the best score, among the relevant ones only:
+a tag whose embedding similarity (without the bonus) is below `min_relevance` is never kept, and a text with
+no relevant tag gets none (the meso extractor counts it as untyped) rather than forced ones. The embedding carries the
 meaning; the bonus, on stemmed whole words, pins named things (python, excel, sql) the embedding blurs. Text
 in a non-Latin script (or Spanish, French, German, Portuguese, by stop words) also gets a language tag,
 which MiniLM, an English model, cannot see.
+
+Both the embedding and the cue words read the same window, the first `max_seq_length` embedder tokens
+(`taggers.window`): scanning the whole text for cues gave the longest third of responses the bonus on ~3x as
+many tags as the shortest third.
 
 Cost: one embedder pass over the texts (cut to `max_seq_length` tokens: the opening says what a text asks or
 answers) and one over the ~1,100 tags and cues (~7 CPU-s, once per process), then an (n x tags) product. At
@@ -32,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from diversity.embeddings import DEFAULT_EMBEDDER
+from diversity.taggers.window import embedding_windows
 
 _WORD = re.compile(r"[a-z0-9+#]+(?:[.'][a-z0-9]+)*")
 _SCRIPTS = {  # language tag -> Unicode ranges of its script
@@ -133,9 +140,10 @@ class IntentTagger:
     Args:
         embedder: name for `diversity.embeddings.embed`, used for texts and tags alike.
         vocabulary_file: `tag | cue, cue` lines; None uses the packaged `prompts/intent_tags.txt`.
-        min_tags: tags every non-empty text gets, however flat its scores.
+        min_tags: relevant tags kept whatever the margin.
         max_tags: most tags per text (the paper's meso tags average ~4).
         margin: tags beyond `min_tags` are kept while their score is within `margin` of the best.
+        min_relevance: similarity (cosine, without the bonus) a tag needs to be kept at all.
         lexical_bonus: added to a tag's score when one of its cues occurs in the text (stemmed words).
         language_tags: add a language tag to text that is mostly not English (counts toward `max_tags`).
         max_seq_length: embedder tokens read per text.
@@ -150,6 +158,7 @@ class IntentTagger:
         min_tags: int = 3,
         max_tags: int = 5,
         margin: float = 0.08,
+        min_relevance: float = 0.3,
         lexical_bonus: float = 0.1,
         language_tags: bool = True,
         max_seq_length: int = 64,
@@ -163,6 +172,7 @@ class IntentTagger:
         self.min_tags = min_tags
         self.max_tags = max_tags
         self.margin = margin
+        self.min_relevance = min_relevance
         self.lexical_bonus = lexical_bonus
         self.language_tags = language_tags
         self.max_seq_length = max_seq_length
@@ -178,13 +188,15 @@ class IntentTagger:
             "min_tags": self.min_tags,
             "max_tags": self.max_tags,
             "margin": self.margin,
+            "min_relevance": self.min_relevance,
+            "window": "embedder tokens",
             "lexical_bonus": self.lexical_bonus,
             "language_tags": self.language_tags,
             "max_seq_length": self.max_seq_length,
         }
 
-    def scores(self, texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
-        """(tags, score matrix of shape (len(texts), len(tags))): similarity plus lexical bonus.
+    def scores(self, texts: Sequence[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """(tags, similarity, score): matrices of shape (len(texts), len(tags)); score = similarity + bonus.
 
         A tag's similarity is its best over its prototypes, the tag itself and each of its cues: one
         sentence of "tag: cue, cue, ..." blurs into a vector close to none of them.
@@ -198,14 +210,15 @@ class IntentTagger:
         proto_vectors = _prototype_vectors(self.embedder, tuple(p for _, p in prototypes))
         texts = [str(t) for t in texts]
         unique = list(dict.fromkeys(texts))  # pools repeat short turns ("continue") many times
-        row = {text: i for i, text in enumerate(unique)}
-        text_vectors = embed(unique, self.embedder, self.batch_size, self.max_seq_length, progress=self.progress)
-        similarity = text_vectors[[row[t] for t in texts]] @ proto_vectors.T
-        scores = np.full((len(texts), len(tags)), -np.inf, dtype=np.float32)
-        np.maximum.at(scores.T, owner, similarity.T)  # best prototype per tag
+        row = [{text: i for i, text in enumerate(unique)}[t] for t in texts]
+        windows = embedding_windows(unique, self.embedder, self.max_seq_length)
+        text_vectors = embed(windows, self.embedder, self.batch_size, self.max_seq_length + 2, progress=self.progress)
+        similarity = np.full((len(unique), len(tags)), -np.inf, dtype=np.float32)
+        np.maximum.at(similarity.T, owner, (text_vectors @ proto_vectors.T).T)  # best prototype per tag
+        scores = similarity.copy()
         if self.lexical_bonus:
-            scores += self.lexical_bonus * self._cue_hits(texts, vocabulary)
-        return tags, scores
+            scores += self.lexical_bonus * self._cue_hits(windows, vocabulary)
+        return tags, similarity[row], scores[row]
 
     def _cue_hits(self, texts: Sequence[str], vocabulary: list[tuple[str, list[str]]]) -> np.ndarray:
         """1 where some cue of tag j occurs in text i as whole stemmed word(s); stop-word cues never count."""
@@ -228,20 +241,24 @@ class IntentTagger:
 
     def tag(self, texts: Sequence[str], ids: Sequence[str] | None = None) -> list[list[str]]:
         """Tags per text, best first (`ids` is accepted for the common tagger interface and ignored)."""
+        return [[tag for tag, _ in row] for row in self.tag_with_scores(texts)]
+
+    def tag_with_scores(self, texts: Sequence[str]) -> list[list[tuple[str, float]]]:
+        """(tag, relevance = embedding similarity) per text, best score first; a language tag carries NaN."""
         texts = [str(t) for t in texts]
         if not texts:
             return []
-        names, scores = self.scores(texts)
-        out: list[list[str]] = []
-        for text, row in zip(texts, scores, strict=True):
+        names, similarity, scores = self.scores(texts)
+        out: list[list[tuple[str, float]]] = []
+        for text, sim, row in zip(texts, similarity, scores, strict=True):
             if not text.strip():
                 out.append([])
                 continue
-            order = np.argsort(-row, kind="stable")[: self.max_tags]
+            order = [j for j in np.argsort(-row, kind="stable") if sim[j] >= self.min_relevance][: self.max_tags]
             keep = [j for k, j in enumerate(order) if k < self.min_tags or row[j] >= row[order[0]] - self.margin]
-            tags = [names[j] for j in keep]
-            language = detect_language(text) if self.language_tags else None
+            tags = [(names[j], float(sim[j])) for j in keep]
+            language = detect_language(text[: 8 * self.max_seq_length]) if self.language_tags else None
             if language is not None:
-                tags = [language, *tags[: self.max_tags - 1]]
+                tags = [(language, float("nan")), *tags[: self.max_tags - 1]]
             out.append(tags)
         return out

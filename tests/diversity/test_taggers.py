@@ -23,18 +23,30 @@ def intent_tags():
         "여행 계획을 세워 주세요. 서울에서 부산까지 가는 가장 좋은 방법은?",
         "",
     ]
-    return IntentTagger(progress=False).tag(texts)
+    return IntentTagger(progress=False).tag_with_scores(texts)
 
 
 def test_intent_tagger_gives_intent_and_domain_tags(intent_tags):
-    code, translate, cont, cake, summary, korean, empty = intent_tags
+    code, translate, cont, cake, summary, korean, empty = [[t for t, _ in row] for row in intent_tags]
     assert "python programming" in code and {"code generation", "data structures"} & set(code)
     assert "translation" in translate[:2]
     assert cont[0] == "continuation request"  # no keyphrase exists here; an intent does
     assert "food and cooking" in cake and summary[0] == "summarization"
     assert korean[0] == "korean language" and empty == []
     vocabulary = {tag for tag, _ in load_vocabulary()} | {"korean language"}
-    assert all(3 <= len(t) <= 5 and set(t) <= vocabulary and len(set(t)) == len(t) for t in intent_tags[:-1])
+    tags = [[t for t, _ in row] for row in intent_tags[:-1]]
+    assert all(1 <= len(t) <= 5 and set(t) <= vocabulary and len(set(t)) == len(t) for t in tags)
+    # only relevant tags (the old min_tags=3 forced tags with cosine < 0.2 onto texts)
+    assert all(s >= 0.3 for row in intent_tags for t, s in row if t != "korean language")
+
+
+def test_intent_tags_only_relevant_and_cues_read_the_embedding_window_only():
+    tagger = IntentTagger(progress=False, max_seq_length=16)
+    opener = "Here is a short story about a dragon who learns to fly over the mountains at night."
+    far = opener + " It flew on and on." * 40 + " Then it wrote an Excel spreadsheet formula in Python."
+    names, similarity, scores = tagger.scores([opener, far])
+    for tag in ("spreadsheet", "python programming"):  # their cues (excel, python) lie beyond the window: no bonus
+        assert scores[1, names.index(tag)] == pytest.approx(similarity[1, names.index(tag)])
 
 
 def test_intent_vocabulary_file_errors_and_cache_key(tmp_path):

