@@ -151,7 +151,8 @@ class FacilitySelector:
             the exact k-NN graph).
         block_size: query rows per matrix product while building the graph.
 
-    Complexity: see `knn_graph` and `lazy_greedy`; at 117K x 384 / N = 10,000 about 12 s and < 1 GB on 2 cores.
+    Complexity: see `knn_graph` and `lazy_greedy`; at 117K x 384 / N = 10,000 12 s on 2 quiet cores, 40-50 s on
+    the shared sandbox, 266 MB traced (benchmarks/README.md).
     """
 
     CONFIG_RULES = CONFIG_RULES
@@ -174,6 +175,9 @@ class FacilitySelector:
         start = time.perf_counter()
         graph = knn_graph(emb, self.n_neighbors, self.cell_size, seed, self.block_size)
         built = time.perf_counter()
+        log.info(
+            "facility graph of %d samples: %d edges in %.1f s; greedy for %d", len(emb), graph.nnz, built - start, m
+        )
         chosen = lazy_greedy(graph, m)
         facts = {"graph_edges": int(graph.nnz), "facility_value": facility_value(graph, chosen)}
         facts.update(graph_seconds=round(built - start, 2), greedy_seconds=round(time.perf_counter() - built, 2))

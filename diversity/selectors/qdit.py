@@ -16,6 +16,7 @@ weighs two terms of the same scale (alpha = 0 is `FacilitySelector`, alpha = 1 t
 
 from __future__ import annotations
 
+import logging
 import time
 
 import numpy as np
@@ -25,6 +26,8 @@ from diversity.selectors.facility import CONFIG_RULES as FACILITY_RULES
 from diversity.selectors.facility import FacilitySelector, facility_value, knn_graph, lazy_greedy
 from diversity.selectors.kcenter import _embeddings
 from diversity.types import TypeAssignment
+
+log = logging.getLogger(__name__)
 
 TYPICALITY = "typicality"
 META_PREFIX = "meta:"
@@ -101,6 +104,7 @@ class QditSelector(FacilitySelector):
         start = time.perf_counter()
         graph = knn_graph(emb, self.n_neighbors, self.cell_size, seed, self.block_size)
         built = time.perf_counter()
+        log.info("QDIT graph of %d samples: %d edges in %.1f s; greedy for %d", len(emb), graph.nnz, built - start, m)
         raw = self.scores(types, graph)
         span = raw.max() - raw.min()
         unit = (raw - raw.min()) / span if span > 0 else np.zeros_like(raw)
