@@ -138,8 +138,17 @@ def run_job(cfg: DictConfig, run_dir, resolved: dict, cfg_hash: str) -> float | 
     heldout_set, _ = encode_pairs(
         tokenizer, instructions[:eval_size], responses[:eval_size], data.max_length, data.loss_on
     )
+    heldout_ids = [subset.pool.ids[i] for i in subset.heldout[:eval_size]]
     return fit_and_evaluate(
-        cfg, run_dir, resolved, cfg_hash, train_set, heldout_set, tokenizer, selection_info, subset_metrics
+        cfg,
+        run_dir,
+        resolved,
+        cfg_hash,
+        train_set,
+        (heldout_set, heldout_ids),
+        tokenizer,
+        selection_info,
+        subset_metrics,
     )
 
 
@@ -149,22 +158,20 @@ def pool_settings(data: DictConfig) -> dict:
     return {"seed": data.pool_seed, **{key: data[key] for key in keys}}
 
 
-def fit_and_evaluate(
-    cfg, run_dir, resolved, cfg_hash, train_set, heldout_set, tokenizer, selection_info, subset_metrics
-):
+def fit_and_evaluate(cfg, run_dir, resolved, cfg_hash, train_set, heldout, tokenizer, selection_info, subset_metrics):
     """Fine-tune on the encoded subset, score the final weights, log everything; returns the held-out loss."""
     import lightning as L
     from hydra.utils import instantiate
 
     from core.quiet import one_console_for_lightning
-    from evaluation.runner import evaluate
+    from evaluation.runner import evaluate, write_heldout_items
     from training import tracking
     from training.budget import token_budget
     from training.datamodule import SFTDataModule
 
     one_console_for_lightning()
     L.seed_everything(cfg.seed, workers=True)  # seed=0 is a seed too: never `if cfg.seed`
-    data = cfg.data
+    data, (heldout_set, heldout_ids) = cfg.data, heldout
     datamodule = SFTDataModule(
         train_set,
         heldout_set,
@@ -192,6 +199,7 @@ def fit_and_evaluate(
         if trainer.is_global_zero:  # other DDP ranks stop here; rank 0 saves, evaluates and reports
             module.save_final(run_dir.path / "model")
             module.model.to(trainer.strategy.root_device)  # Lightning moves the model to CPU after fit
+            metrics |= write_heldout_items(run_dir.path, module.val_items_, heldout_ids)  # per pair, with tokens
             scores, tables = evaluate(cfg.eval, module.model, tokenizer, run_dir.path)
             metrics.update(scores)  # design values (n, level, k) live in selection.json only
             run_dir.write_json("metrics.json", metrics)

@@ -38,6 +38,11 @@ def describe_subset(
 
         model = metrics_cfg.get("embedder") or DEFAULT_EMBEDDER
         embeddings = {c: subset_embeddings(candidates.texts(c), selected, model=model, cache=cache) for c in COMPONENTS}
+    pool_embeddings = None  # NovelSum's density and facility-location coverage read the whole candidate pool
+    if embeddings is not None and metrics_cfg.get("pool_metrics", True):
+        from diversity.metrics.pool_embeddings import pool_matrix
+
+        pool_embeddings = {c: pool_matrix(candidates.texts(c), model=model, cache=cache) for c in COMPONENTS}
     coverage = {}
     for name, spec in (metrics_cfg.get("coverage") or {}).items():
         from hydra.utils import instantiate
@@ -55,6 +60,7 @@ def describe_subset(
         seed=int(subset.record.get("seed", 0)),
         self_bleu_samples=int(metrics_cfg["self_bleu_samples"]),
         type_assignments=coverage,
+        pool_embeddings=pool_embeddings,
     )
     if subset.selection.k is not None:
         metrics.setdefault(f"subset/k/{subset.record['strategy']}", int(subset.selection.k))

@@ -63,8 +63,8 @@ def subset_embeddings(
     if cache is None or not cache.enabled or not len(rows):
         return embed([pool_texts[i] for i in rows], model, batch_size, max_seq_length, progress=progress)
     key = pool_key(pool_texts, model, max_seq_length)
-    full = cache.entry("embeddings", key)
-    if (full / "DONE").exists():
+    full = cache.fresh("embeddings", key, _code())  # a pool matrix of the current embedding code only
+    if full is not None:
         return np.asarray(np.load(full / "embeddings.npy", mmap_mode="r", allow_pickle=False)[rows])
     shard_dir = cache.root / SHARDS / stable_hash(key)
     wanted = np.unique(rows)
@@ -154,4 +154,12 @@ def pool_matrix(
         compute,
         save=lambda matrix, folder: np.save(folder / "embeddings.npy", matrix, allow_pickle=False),
         load=lambda folder: np.load(folder / "embeddings.npy", allow_pickle=False),
+        code=_code(),  # the same version `subset_embeddings` checks before mapping the matrix directly
     )
+
+
+def _code() -> str:
+    """Version of the code that computes pool embeddings (the embedder), shared by the matrix's writer and reader."""
+    from core.code_version import code_version
+
+    return code_version(embed)

@@ -89,6 +89,10 @@ def analyze(
     corr_columns = ["metric"] + [f"{s}/{c}" for s in scores for c in COMPONENTS]
     corr_columns += [f"{s}/{c}/n" for s in scores for c in COMPONENTS]
     files["runs"] = write_csv(out / "runs.csv", runs)
+    from evaluation.analysis.validity import write_validity  # which metric predicts the scores beyond length
+
+    validity = write_validity({Path(sweep_dir).name: runs}, out, n_boot=n_boot, seed=seed)
+    files.update({f"metric_validity/{k}": Path(v) for k, v in validity["files"].items()})
     files["slopes"] = write_csv(out / "slopes.csv", widen(long_rows))
     long_columns = ["model", "n", "strategy", "score", *STAT_COLUMNS]
     files["slopes_long"] = write_csv(out / "slopes_long.csv", long_rows, long_columns)
