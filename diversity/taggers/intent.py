@@ -9,11 +9,11 @@ tags (`prompts/intent_tags.txt`, ~200 intents, domains and answer forms, or your
     score(text, tag) = max over p in {tag, *cues} of cos(embed(text), embed(p))
                        + lexical_bonus * [a cue occurs in the text]
 
-and keeps the best `min_tags`..`max_tags` tags within `margin` of the best score, among the relevant ones only:
-a tag whose embedding similarity (without the bonus) is below `min_relevance` is never kept, and a text with
-no relevant tag gets none (the meso extractor counts it as untyped) rather than forced ones. The embedding carries the
-meaning; the bonus, on stemmed whole words, pins named things (python, excel, sql) the embedding blurs. Text
-in a non-Latin script (or Spanish, French, German, Portuguese, by stop words) also gets a language tag,
+and keeps the best `min_tags`..`max_tags` tags within `margin` of the best score, among the relevant ones
+only: a tag whose best cosine (without the bonus) is below `min_relevance` is never kept, and a text with no
+relevant tag gets none (the meso extractor counts it as untyped) rather than forced ones. The embedding
+carries the meaning; the bonus, on stemmed whole words, pins named things (python, excel, sql) the embedding
+blurs. Text in a non-Latin script (or Spanish, French, German, Portuguese, by stop words) also gets a language tag,
 which MiniLM, an English model, cannot see.
 
 Both the embedding and the cue words read the same window, the first `max_seq_length` embedder tokens
@@ -143,7 +143,7 @@ class IntentTagger:
         min_tags: relevant tags kept whatever the margin.
         max_tags: most tags per text (the paper's meso tags average ~4).
         margin: tags beyond `min_tags` are kept while their score is within `margin` of the best.
-        min_relevance: similarity (cosine, without the bonus) a tag needs to be kept at all.
+        min_relevance: cosine between the text and the tag's best prototype (no bonus) a tag needs.
         lexical_bonus: added to a tag's score when one of its cues occurs in the text (stemmed words).
         language_tags: add a language tag to text that is mostly not English (counts toward `max_tags`).
         max_seq_length: embedder tokens read per text.
@@ -196,10 +196,13 @@ class IntentTagger:
         }
 
     def scores(self, texts: Sequence[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
-        """(tags, similarity, score): matrices of shape (len(texts), len(tags)); score = similarity + bonus.
+        """(tags, relevance, score): matrices of shape (len(texts), len(tags)).
 
-        A tag's similarity is its best over its prototypes, the tag itself and each of its cues: one
-        sentence of "tag: cue, cue, ..." blurs into a vector close to none of them.
+        A tag's relevance, which must reach `min_relevance`, is its best cosine over its prototypes, the tag
+        itself and each of its cues: one sentence of "tag: cue, cue, ..." blurs into a vector close to none of
+        them, and abstract tag names alone sit far from every text ("code generation" has cosine 0.11 to
+        "Write a Python function that reverses a linked list", its cue "python function" 0.50). Its score,
+        which ranks it, adds the lexical bonus.
         """
         from diversity.embeddings import embed
 
@@ -210,15 +213,16 @@ class IntentTagger:
         proto_vectors = _prototype_vectors(self.embedder, tuple(p for _, p in prototypes))
         texts = [str(t) for t in texts]
         unique = list(dict.fromkeys(texts))  # pools repeat short turns ("continue") many times
-        row = [{text: i for i, text in enumerate(unique)}[t] for t in texts]
+        index = {text: i for i, text in enumerate(unique)}
+        row = [index[t] for t in texts]
         windows = embedding_windows(unique, self.embedder, self.max_seq_length)
         text_vectors = embed(windows, self.embedder, self.batch_size, self.max_seq_length + 2, progress=self.progress)
-        similarity = np.full((len(unique), len(tags)), -np.inf, dtype=np.float32)
-        np.maximum.at(similarity.T, owner, (text_vectors @ proto_vectors.T).T)  # best prototype per tag
-        scores = similarity.copy()
+        relevance = np.full((len(unique), len(tags)), -np.inf, dtype=np.float32)
+        np.maximum.at(relevance.T, owner, (text_vectors @ proto_vectors.T).T)  # best prototype per tag
+        scores = relevance.copy()
         if self.lexical_bonus:
             scores += self.lexical_bonus * self._cue_hits(windows, vocabulary)
-        return tags, similarity[row], scores[row]
+        return tags, relevance[row], scores[row]
 
     def _cue_hits(self, texts: Sequence[str], vocabulary: list[tuple[str, list[str]]]) -> np.ndarray:
         """1 where some cue of tag j occurs in text i as whole stemmed word(s); stop-word cues never count."""
@@ -244,7 +248,7 @@ class IntentTagger:
         return [[tag for tag, _ in row] for row in self.tag_with_scores(texts)]
 
     def tag_with_scores(self, texts: Sequence[str]) -> list[list[tuple[str, float]]]:
-        """(tag, relevance = embedding similarity) per text, best score first; a language tag carries NaN."""
+        """(tag, relevance) per text, best score first; a language tag carries NaN (detected, not scored)."""
         texts = [str(t) for t in texts]
         if not texts:
             return []

@@ -195,7 +195,7 @@ class PhraseTagger:
         column = {key: j for j, key in enumerate(vocab)}
         phrase_vectors = embed(names, self.embedder, 256, 16, progress=False)
         window_vectors = embed(windows, self.embedder, self.batch_size, self.max_seq_length + 2, progress=self.progress)
-        intent_names, intent_ranks, intent_relevance = self._intent_scores(window_vectors)
+        intent_names, intent_relevance = self._intent_scores(window_vectors)
         by_text: dict[str, list[tuple[str, float]]] = {}
         for i, (text, keys) in enumerate(zip(unique, stemmed, strict=True)):
             if not text.strip():  # nothing to be relevant to: untyped, not tagged with whatever scores highest
@@ -204,7 +204,7 @@ class PhraseTagger:
             scores = phrase_vectors @ window_vectors[i] if len(vocab) else np.zeros(0, dtype=np.float32)
             own = [column[k] for k in set(keys) if k in column]
             scores[own] += self.lexical_bonus
-            intents = self._pick_intents(intent_names, intent_ranks[i], intent_relevance[i])
+            intents = self._pick_intents(intent_names, intent_relevance[i])
             tags = intents + self._pick(scores, phrase_vectors, names)
             tags = sorted(tags, key=lambda tag_score: -tag_score[1])[: self.max_tags]  # one budget, best first
             language = detect_language(text[: 8 * self.max_seq_length]) if self.language_tags else None
@@ -213,29 +213,22 @@ class PhraseTagger:
             by_text[text] = tags
         return [by_text[t] for t in texts]
 
-    def _intent_scores(self, window_vectors: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray]:
-        """(tags, rank score, relevance) of each window and intent tag.
-
-        The rank score is the best cosine over the tag and its cues (as IntentTagger ranks); the relevance is
-        the cosine to the tag itself. A cue alone must not make a tag relevant: the cue "rewrite" of
-        "paraphrasing" matched "nginx configuration of rewrite url".
-        """
+    def _intent_scores(self, window_vectors: np.ndarray) -> tuple[list[str], np.ndarray]:
+        """Relevance of each intent tag to each window: the best cosine over the tag and its cues (as
+        `IntentTagger`: abstract tag names alone sit far from every text). O(n x prototypes x d)."""
         if not self.intents or not self.max_intent_tags:
-            empty = np.zeros((len(window_vectors), 0), dtype=np.float32)
-            return [], empty, empty
+            return [], np.zeros((len(window_vectors), 0), dtype=np.float32)
         vocabulary = load_vocabulary(self.vocabulary_file)
         prototypes = [(j, phrase) for j, (tag, cues) in enumerate(vocabulary) for phrase in (tag, *cues)]
         owner = np.array([j for j, _ in prototypes])
         vectors = _prototype_vectors(self.embedder, tuple(p for _, p in prototypes))
         scores = np.full((len(window_vectors), len(vocabulary)), -np.inf, dtype=np.float32)
-        similarity = window_vectors @ vectors.T
-        np.maximum.at(scores.T, owner, similarity.T)
-        is_tag = np.r_[True, owner[1:] != owner[:-1]]  # each tag's first prototype is the tag itself
-        return [tag for tag, _ in vocabulary], scores, similarity[:, is_tag]
+        np.maximum.at(scores.T, owner, (window_vectors @ vectors.T).T)
+        return [tag for tag, _ in vocabulary], scores
 
-    def _pick_intents(self, names: list[str], ranks: np.ndarray, relevance: np.ndarray) -> list[tuple[str, float]]:
-        """The `max_intent_tags` best-ranked intents whose relevance reaches `min_relevance`. O(tags log tags)."""
-        order = np.argsort(-ranks, kind="stable")[: self.max_intent_tags]
+    def _pick_intents(self, names: list[str], relevance: np.ndarray) -> list[tuple[str, float]]:
+        """The `max_intent_tags` most relevant intents reaching `min_relevance`. O(tags log tags)."""
+        order = np.argsort(-relevance, kind="stable")[: self.max_intent_tags]
         return [(names[j], float(relevance[j])) for j in order if relevance[j] >= self.min_relevance]
 
     def _pick(self, scores: np.ndarray, vectors: np.ndarray, names: list[str]) -> list[tuple[str, float]]:
