@@ -70,15 +70,18 @@ def test_default_run_selects_trains_evaluates_and_logs(tmp_path):
 @pytest.mark.slow
 def test_select_mode_writes_manifest_without_training_or_lightning(tmp_path, tiny_overrides):
     """Selection is its own step: mode=select never imports Lightning (or the training code that needs it)."""
-    args = ("mode=select", "strategy=micro_response", "diversity.level=0.5", *tiny_overrides)
+    args = ("mode=select", "strategy=micro_response", "diversity.level=0.5", *tiny_overrides, "data.max_length=48")
     result = run_cli(*args, env={"PYTHONPROFILEIMPORTTIME": "1"})  # every import is listed on stderr
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "raise data.max_length" in result.stdout + result.stderr  # most of this subset is cut: a warning
     imported = {
         line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time")
     }
     assert "diversity.select" in imported and "training.tokenization" in imported
     assert not {"lightning", "pytorch_lightning", "training.datamodule", "training.module"} & imported
     run_dir = only_run_dir(tmp_path / "outputs")
+    cut = json.loads((run_dir / "selection.json").read_text())["truncation"]  # what max_length cuts, in select too
+    assert cut["n"] == 24 and cut["max_length"] == 48 and cut["n_cut"] > 12
     assert len((run_dir / "subset.jsonl").read_text().splitlines()) == 24
     k = json.loads((run_dir / "selection.json").read_text())["k"]
     subset_metrics = json.loads((run_dir / "subset_metrics.json").read_text())
@@ -158,6 +161,10 @@ def test_run_state_follows_pool_content_survives_a_bad_checkpoint_and_keeps_the_
 
     first = run()
     assert first["train/steps_this_run"] == 2
+    cut = json.loads((job / "selection.json").read_text())["truncation"]  # metrics.json repeats what was cut
+    assert first["data/cut_share"] == cut["share_cut"] and first["data/n_cut"] == cut["n_cut"]
+    assert first["data/tokens_dropped"] == cut["tokens_dropped"]
+    assert first["train/supervised_tokens"] > 0  # trained tokens are recorded in every run
 
     (job / "DONE").unlink()  # re-evaluate: nothing left to train, the history comes from the checkpoint
     again = run()

@@ -102,26 +102,6 @@ def test_generation_feeds_the_model_the_cut_prompt(tokenizer, tiny_model_dir):
     assert rows[0][-len(short) :] == short
 
 
-@pytest.mark.slow
-def test_runs_report_what_max_length_cuts(tmp_path, tiny_overrides):
-    """selection.json (also in mode=select), metrics.json and the log say how much of the subset was cut."""
-    import json
-
-    from helpers import run_cli
-
-    overrides = [o for o in tiny_overrides if not o.startswith("paths.root=")] + ["data.max_length=48", "logger=none"]
-    for mode in ("select", "train"):
-        result = run_cli(f"mode={mode}", *overrides, f"paths.root={tmp_path / mode}")
-        assert result.returncode == 0, result.stderr[-3000:]
-        assert "raise data.max_length" in result.stdout + result.stderr  # most of this subset is cut: a warning
-        (run_dir,) = [p for p in (tmp_path / mode / "runs").iterdir() if p.is_dir()]
-        block = json.loads((run_dir / "selection.json").read_text())["truncation"]
-        assert block["n"] == 24 and block["max_length"] == 48 and block["n_cut"] > 12
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["data/cut_share"] == block["share_cut"] and metrics["data/n_cut"] == block["n_cut"]
-    assert metrics["data/tokens_dropped"] == block["tokens_dropped"] > 0
-
-
 def test_a_whole_response_that_loses_only_its_end_of_turn_is_counted_as_cut(tokenizer):
     """Issue 21.7: the response's tokens all fit, but its closing <|im_end|> does not: the model never sees this
     turn end, so the sample is cut, even though no content token was dropped."""
