@@ -130,7 +130,7 @@ class PhraseTagger:
         max_vocabulary: int = 5000,
         min_relevance: float = 0.3,
         lexical_bonus: float = 0.2,
-        max_tags: int = 8,
+        max_tags: int = 10,
         redundancy: float = 0.8,
         intents: bool = True,
         vocabulary_file: str | None = None,
