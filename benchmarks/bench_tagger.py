@@ -98,7 +98,12 @@ def load_labelled(name: str, path: Path | None = None, text_field: str = "text",
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
-            row = json.loads(line)
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}, row {lineno}: not valid JSON ({err.msg})") from err
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}, row {lineno}: not a JSON object")
             for field in (text_field, label_field):
                 if not isinstance(row.get(field), str):
                     raise ValueError(f"{path}, row {lineno}: field '{field}' missing or not a string")

@@ -1,0 +1,44 @@
+"""benchmarks/bench_tagger.py scoring: AUC and retrieval@5 on similarity matrices whose answers are known."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from bench_tagger import label_auc, load_labelled, retrieval_at, type_similarity  # noqa: E402
+
+LABELS = np.array(["a", "a", "b", "b", "c", "c"])
+
+
+def test_perfect_chance_and_tied_similarities():
+    perfect = (LABELS[:, None] == LABELS[None, :]).astype(float)
+    assert label_auc(perfect, LABELS) == 1.0 and retrieval_at(perfect, LABELS) == 1.0
+    assert label_auc(np.zeros((6, 6)), LABELS) == 0.5  # all ties count half: no tags is chance, not failure
+    assert label_auc(1 - perfect, LABELS) == 0.0
+
+
+def test_type_similarity_weights_rare_shared_types_more():
+    # samples 0,1 share a rare type; 2,3 share a type everyone else carries too
+    rows = [[0, 1], [0, 1], [1, 2], [1, 2], [1], [1]]
+    matrix = sp.csr_matrix((np.ones(sum(map(len, rows))), np.concatenate(rows), np.cumsum([0, *map(len, rows)])))
+    sim = type_similarity(matrix)
+    assert sim[0, 1] == pytest.approx(1.0) and sim[0, 2] < sim[2, 3]
+    assert sim[4, 5] == pytest.approx(1.0) and sim[0, 4] < 0.5
+
+
+def test_labelled_jsonl_errors_name_file_row_and_field(tmp_path):
+    path = tmp_path / "set.jsonl"
+    path.write_text('{"text": "a", "label": "x"}\n{"text": "b"}\n')
+    with pytest.raises(ValueError, match=r"set\.jsonl, row 2: field 'label'"):
+        load_labelled("jsonl", path)
+    path.write_text('{"text": "a", "label": "x"}\n{"text": "b", "label": \n')
+    with pytest.raises(ValueError, match=r"set\.jsonl, row 2: not valid JSON"):
+        load_labelled("jsonl", path)
+    path.write_text('{"text": "a", "label": "x"}\n\n{"text": "b", "label": "y"}\n')
+    name, texts, labels = load_labelled("jsonl", path)
+    assert name == "set.jsonl" and texts == ["a", "b"] and labels.tolist() == ["x", "y"]
