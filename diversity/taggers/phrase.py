@@ -1,31 +1,36 @@
-"""Open-vocabulary tagger in InsTag's spirit: intent phrases drawn from each text, kept only when relevant.
+"""Open-vocabulary tagger in InsTag's spirit: intent phrases drawn from the pool, kept only when relevant.
 
 InsTag asks an LLM for free-form atomic intents per sample, then normalises them across the pool (frequency
 filter, synonym merging) into a vocabulary of thousands that grows with the pool. Offline, this tagger draws
-the candidates from the text itself and lets MiniLM judge them:
+the vocabulary from the pool's own texts and lets MiniLM judge which entries fit each text:
 
 1. **Window.** Every text is cut to its first `max_seq_length` embedder tokens (`taggers.window`); the
    embedding and the candidate phrases both come from that window, so a long text has no more chances to
    collect tags than a short one.
 2. **Candidates.** Content-word runs (split at stop words and punctuation) give key phrases of 1..`max_ngram`
    words ("linked list", "python function"); a verb and its object across an article or pronoun give
-   verb-object phrases ("write a poem" -> "write poem", "reverses a linked list" -> "reverses linked").
+   verb-object phrases ("write a poem" -> "write poem", "reverses a linked list" -> "reverses linked list").
    Words are compared by Porter stem, so "functions" and "function" are one candidate, shown in its most
    frequent surface form.
-3. **Frequency filter, pool-wide.** A candidate found in fewer than `min_df` texts is dropped before anything
-   is embedded: it could not be shared by two samples, so it could not be a type (InsTag's long-tail filter),
-   and this keeps the phrase-embedding cost to the pool's shared vocabulary. Candidates in more than
-   `max_df` of the texts are dropped too (they separate nothing).
-4. **Relevance.** relevance(text, phrase) = cos(embed(window), embed(phrase)). A phrase is a tag only when its
-   relevance is at least `min_relevance`; the best `max_tags` are kept, skipping a phrase whose cosine to an
-   already kept tag reaches `redundancy` (near repeats add nothing). A text with no relevant phrase gets no
-   tag: it is counted as untyped by the meso extractor, never given forced tags.
+3. **Vocabulary, pool-wide.** Candidates found in at least `min_df` texts (and at most `max_df` of them) form
+   the vocabulary, the `max_vocabulary` most frequent first: a phrase of one text only could never be a shared
+   type (InsTag's long-tail filter). Any text may receive any vocabulary phrase, not only its own words, as
+   InsTag's tags need not be words of the text; a phrase that occurs in the text's window gets
+   `lexical_bonus`. Intents of a fixed vocabulary (`prompts/intent_tags.txt`, scored as `IntentTagger` does:
+   the best cosine over the tag and its cues) join them, since abstract intents ("role play",
+   "summarization") seldom occur as words.
+4. **Relevance.** score(text, phrase) = cos(embed(window), embed(phrase)) + bonus; score(text, intent) = best
+   prototype cosine. A tag is kept only at `min_relevance` or above (0.3: ~99.5% of (prompt, phrase of another
+   prompt) pairs score lower, `benchmarks/README.md`); the best `max_tags` are kept, intents and phrases in one
+   budget, skipping a phrase whose cosine to a kept phrase reaches `redundancy`. A text with no relevant tag
+   gets none: the meso extractor counts it as untyped, never forcing tags.
 
 Synonym merging of the kept tags (embedding clusters) happens in `MesoExtractor`, for every tagger alike.
 Text mostly not in English also gets a language tag (`intent.detect_language`), which MiniLM cannot see.
 
-Cost: one embedder pass over the unique windows (the bulk: ~65-85 texts/s at 64 tokens on 2 cores), one over
-the u shared candidate phrases (short, ~2,000/s), and O(candidates x d) dot products.
+Cost: one embedder pass over the unique windows (the bulk), one over the u <= `max_vocabulary` phrases (a few
+tokens each), and O(n x (u + prototypes) x d) dot products: ~40-50 prompts/s from CPU time on the 2-core
+sandbox, ~30/s for 64-token response windows of the default pool with their 5,000-phrase vocabulary.
 """
 
 from __future__ import annotations
