@@ -198,7 +198,7 @@ class PhraseTagger:
         surface = _surfaces(phrases, stemmed)
         names = [surface[key] for key in vocab]
         column = {key: j for j, key in enumerate(vocab)}
-        phrase_vectors = embed(names, self.embedder, 256, 16, progress=False)
+        phrase_vectors = embed(names, self.embedder, 256, 16, progress=self.progress and len(names) > 1000)
         window_vectors = embed(windows, self.embedder, self.batch_size, self.max_seq_length + 2, progress=self.progress)
         intent_names, intent_relevance = self._intent_scores(window_vectors)
         by_text: dict[str, list[tuple[str, float]]] = {}
