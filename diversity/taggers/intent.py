@@ -52,6 +52,9 @@ _SCRIPTS = {  # language tag -> Unicode ranges of its script
     "hebrew language": ((0x0590, 0x05FF),),
     "greek language": ((0x0370, 0x03FF),),
 }
+# MiniLM reads these scripts as near-unknown pieces: its similarities to any tag are noise ("你好" scored 0.3+
+# against "cloud computing" and "swift programming"), so such text gets its language tag only.
+NON_LATIN = frozenset(_SCRIPTS)
 _STOP_WORDS = {  # frequent words that are not English (and rare in English text)
     "spanish language": {"que", "el", "los", "las", "por", "para", "con", "una", "es", "como", "del", "pero", "muy"},
     "french language": {"le", "les", "des", "est", "pour", "avec", "une", "dans", "sur", "pas", "vous", "je", "qui"},
@@ -263,6 +266,6 @@ class IntentTagger:
             tags = [(names[j], float(sim[j])) for j in keep]
             language = detect_language(text[: 8 * self.max_seq_length]) if self.language_tags else None
             if language is not None:
-                tags = [(language, float("nan")), *tags[: self.max_tags - 1]]
+                tags = [(language, float("nan")), *([] if language in NON_LATIN else tags[: self.max_tags - 1])]
             out.append(tags)
         return out

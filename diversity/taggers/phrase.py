@@ -26,7 +26,8 @@ the vocabulary from the pool's own texts and lets MiniLM judge which entries fit
    gets none: the meso extractor counts it as untyped, never forcing tags.
 
 Synonym merging of the kept tags (embedding clusters) happens in `MesoExtractor`, for every tagger alike.
-Text mostly not in English also gets a language tag (`intent.detect_language`), which MiniLM cannot see.
+Text mostly not in English also gets a language tag (`intent.detect_language`), which MiniLM cannot see; text
+in a non-Latin script gets that tag only, as MiniLM's similarities to it are noise.
 
 Cost: one embedder pass over the unique windows (the bulk), one over the u <= `max_vocabulary` phrases (a few
 tokens each), and O(n x (u + prototypes) x d) dot products: ~40-50 prompts/s from CPU time on the 2-core
@@ -44,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from diversity.embeddings import DEFAULT_EMBEDDER
-from diversity.taggers.intent import _prototype_vectors, _stem, detect_language, load_vocabulary
+from diversity.taggers.intent import NON_LATIN, _prototype_vectors, _stem, detect_language, load_vocabulary
 from diversity.taggers.window import embedding_windows
 
 _TOKEN = re.compile(r"[a-z0-9][a-z0-9+#]*(?:[-_.'][a-z0-9]+)*|[^\sa-z0-9]")
@@ -109,7 +110,7 @@ class PhraseTagger:
         max_seq_length: embedder tokens per text window (both the embedding and the candidate words read it).
         max_ngram: longest candidate phrase, in words.
         min_df: a phrase enters the pool's vocabulary when found in at least this many texts (inclusive).
-        max_df: ... and in at most this share of them.
+        max_df: ... and in at most this share of them (or `min_df` texts, if more: a tiny pool keeps them).
         max_vocabulary: the most frequent phrases kept in the vocabulary (the phrase-embedding cost).
         min_relevance: score a tag needs (see the module docstring); calibrated in `benchmarks/README.md`.
         lexical_bonus: added to a phrase's cosine when the phrase occurs in the text's window.
@@ -193,7 +194,8 @@ class PhraseTagger:
         phrases = [candidate_phrases(w, self.max_ngram) for w in windows]
         stemmed = [[tuple(_stem(w) for w in p) for p in row] for row in phrases]
         df = Counter(key for keys in stemmed for key in set(keys))
-        vocab = [key for key, count in df.items() if self.min_df <= count <= self.max_df * len(unique)]
+        most = max(self.max_df * len(unique), self.min_df)  # on a handful of texts a share bound means nothing
+        vocab = [key for key, count in df.items() if self.min_df <= count <= most]
         vocab = sorted(vocab, key=lambda key: (-df[key], key))[: self.max_vocabulary]
         surface = _surfaces(phrases, stemmed)
         names = [surface[key] for key in vocab]
@@ -213,8 +215,8 @@ class PhraseTagger:
             tags = intents + self._pick(scores, phrase_vectors, names)
             tags = sorted(tags, key=lambda tag_score: -tag_score[1])[: self.max_tags]  # one budget, best first
             language = detect_language(text[: 8 * self.max_seq_length]) if self.language_tags else None
-            if language is not None:
-                tags = [(language, float("nan")), *tags]
+            if language is not None:  # MiniLM cannot judge tags of non-Latin script: the language tag only
+                tags = [(language, float("nan")), *([] if language in NON_LATIN else tags)]
             by_text[text] = tags
         return [by_text[t] for t in texts]
 

@@ -32,7 +32,7 @@ def test_intent_tagger_gives_intent_and_domain_tags(intent_tags):
     assert "translation" in translate[:2]
     assert cont[0] == "continuation request"  # no keyphrase exists here; an intent does
     assert "food and cooking" in cake and summary[0] == "summarization"
-    assert korean[0] == "korean language" and empty == []
+    assert korean == ["korean language"] and empty == []
     vocabulary = {tag for tag, _ in load_vocabulary()} | {"korean language"}
     tags = [[t for t, _ in row] for row in intent_tags[:-1]]
     assert all(1 <= len(t) <= 5 and set(t) <= vocabulary and len(set(t)) == len(t) for t in tags)
