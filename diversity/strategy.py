@@ -25,7 +25,18 @@ log = logging.getLogger(__name__)
 
 PREVIEW = 20
 # Extractor meta copied into every selection's info (see MicroExtractor, MacroExtractor, MesoExtractor).
-EXTRACTOR_FACTS = ("band", "n_samples_without_type", "clustering", "n_noise", "min_topics_used", "types_per_sample")
+EXTRACTOR_FACTS = (
+    "band",
+    "n_samples_without_type",
+    "clustering",
+    "n_noise",
+    "min_topics_used",
+    "types_per_sample",
+    "tagger",
+    "tag_min_relevance",
+    "raw_tags_per_sample",
+    "types_after_merge",
+)
 
 
 class Strategy:
