@@ -199,7 +199,8 @@ def fit_and_evaluate(cfg, run_dir, resolved, cfg_hash, train_set, heldout, token
         if trainer.is_global_zero:  # other DDP ranks stop here; rank 0 saves, evaluates and reports
             module.save_final(run_dir.path / "model")
             module.model.to(trainer.strategy.root_device)  # Lightning moves the model to CPU after fit
-            metrics |= write_heldout_items(run_dir.path, module.val_items_, heldout_ids)  # per pair, with tokens
+            scored = heldout_ids[: len(module.val_items_)]  # all, unless the trainer limits validation batches
+            metrics |= write_heldout_items(run_dir.path, module.val_items_, scored)  # per pair, with tokens
             scores, tables = evaluate(cfg.eval, module.model, tokenizer, run_dir.path)
             metrics.update(scores)  # design values (n, level, k) live in selection.json only
             run_dir.write_json("metrics.json", metrics)

@@ -38,7 +38,7 @@ def test_notebook_reproduces_tables_and_plots(tmp_path):
     assert "86 finished run(s), 2 incomplete" in text
     assert "R-Micro" in text and "mean_tokens" in text
     images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
-    assert len(images) == 4  # win rate, held-out loss, held-out ppl, heatmap
+    assert len(images) == 5  # win rate, held-out loss, held-out ppl, heatmap, metric validity
     with open(out / "slopes.csv", newline="", encoding="utf-8") as fh:
         strategies = [row["strategy"] for row in csv.DictReader(fh)]
     assert strategies == ["I-Macro", "I-Meso", "I-Micro", "R-Macro", "R-Meso", "R-Micro", "Random"]

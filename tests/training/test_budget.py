@@ -37,7 +37,7 @@ def _counts(batches) -> list[int]:
 
 def _module(model_dir) -> SFTModule:
     torch.manual_seed(0)
-    lora = {"enabled": True, "r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]}
+    lora = {"enabled": True, "r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}
     return SFTModule(str(model_dir), lora=lora, optimizer=lambda params, **kw: torch.optim.AdamW(params, lr=1e-2))
 
 

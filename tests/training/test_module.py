@@ -17,7 +17,13 @@ def test_whole_model_trains_in_train_mode_and_learns(tiny_model_dir, tokenizer, 
     torch.manual_seed(0)
     module = SFTModule(
         str(tiny_model_dir),
-        lora={"enabled": lora, "r": 4, "alpha": 8, "dropout": 0.1, "target_modules": ["q_proj", "v_proj"]},
+        lora={
+            "enabled": lora,
+            "r": 4,
+            "alpha": 8,
+            "dropout": 0.1,
+            "target_modules": ["q_proj", "v_proj"],
+        },
         optimizer=lambda params: torch.optim.AdamW(params, lr=1e-2),
         gradient_checkpointing=True,
     )
@@ -55,7 +61,9 @@ def _fit(module: SFTModule, batches: list, steps: int, **trainer_kwargs) -> SFTM
 
 def _module(model_dir, **kwargs) -> SFTModule:
     torch.manual_seed(0)
-    kwargs.setdefault("lora", {"enabled": True, "r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]})
+    kwargs.setdefault(
+        "lora", {"enabled": True, "r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}
+    )
     return SFTModule(
         str(model_dir),
         optimizer=lambda params, **kw: torch.optim.AdamW(params, lr=1e-2, **kw),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import lightning as L
@@ -72,5 +71,3 @@ def test_a_resumed_job_sees_the_batches_of_an_uninterrupted_one(
     second = BatchLog()
     fit(tmp_path / "cut", tiny_pool_file, tiny_model_dir, group, second, ckpt=str(tmp_path / "cut/ckpt/last.ckpt"))
     assert first.hashes + second.hashes == whole.hashes
-    truncation = json.loads((tmp_path / "cut" / "selection.json").read_text())["truncation"]
-    assert truncation["n"] == 24 and truncation["max_length"] == 64

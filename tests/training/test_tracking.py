@@ -83,7 +83,7 @@ def test_wandb_run_holds_each_value_once(tmp_path, tiny_model_dir, tokenizer):
     selection = {"strategy": "random", "component": None, "level": 0.5, "n": 24, "seed": 0, "k": 7, "k_min": 2}
     selection |= {"k_max": 9, "n_types": 11, "pool": {"size": 120}, "info": {"detail": 1}}
     tracking.log_config(logger, resolved)
-    tracking.log_selection(logger, run_dir, selection, {"subset/response/vendi": 2.5})
+    tracking.log_selection(logger, run_dir, "random_n24_l0.5_s0", selection, {"subset/response/vendi": 2.5})
 
     module = SFTModule(str(tiny_model_dir), lora=lora)
     batch = PadCollator(tokenizer.pad_token_id)([encode_pair(tokenizer, "2+2?", "4.", 64)] * 2)
