@@ -256,7 +256,7 @@ def checkpointing(run_dir, cfg: DictConfig):
 
 def progress_log(cfg: DictConfig):
     """Plain progress lines (step, loss, tokens/s, ETA) for run.log, where the live bar shows nothing."""
-    from training.progress import ProgressLog
+    from training.progress_log import ProgressLog
 
     return ProgressLog(every_s=cfg.get("progress_every_s"))
 

@@ -147,7 +147,7 @@ def test_budget_must_be_positive():
 def test_progress_lines_count_toward_the_budget(tiny_model_dir, caplog):
     import logging
 
-    from training.progress import ProgressLog
+    from training.progress_log import ProgressLog
 
     batches = _batches()
     budget = sum(_counts(batches)) + 3

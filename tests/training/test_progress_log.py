@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from core.progress import Ticker, format_duration, set_progress_every
-from training.progress import ProgressLog
+from training.progress_log import ProgressLog
 
 
 class TinyLM(L.LightningModule):
