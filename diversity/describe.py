@@ -39,7 +39,7 @@ def describe_subset(
         model = metrics_cfg.get("embedder") or DEFAULT_EMBEDDER
         embeddings = {c: subset_embeddings(candidates.texts(c), selected, model=model, cache=cache) for c in COMPONENTS}
     pool_embeddings = None  # NovelSum's density and facility-location coverage read the whole candidate pool
-    if embeddings is not None and metrics_cfg.get("pool_metrics", True):
+    if embeddings is not None and metrics_cfg.get("pool_metrics", False):
         from diversity.metrics.pool_embeddings import pool_matrix
 
         pool_embeddings = {c: pool_matrix(candidates.texts(c), model=model, cache=cache) for c in COMPONENTS}
