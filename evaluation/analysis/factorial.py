@@ -196,7 +196,14 @@ def factorial_table(
     """
     rows = []
     for score in scores:
-        fit = factorial_fit(runs, score, window, diversity, seed=seed, order=order)
+        try:
+            fit = factorial_fit(runs, score, window, diversity, seed=seed, order=order)
+        except (np.linalg.LinAlgError, ValueError) as err:  # e.g. too few complete cells, or no seed variance
+            try:
+                fit = factorial_fit(runs, score, window, diversity, seed=seed, order=order, paired=False)
+            except (np.linalg.LinAlgError, ValueError):
+                rows.append({"score": score, "effect": "all", "missing": f"no factorial fit: {err}"})
+                continue
         contrasts = paired_contrasts(runs, score, window, diversity, fit.levels, seed=seed)
         w0, w1 = fit.levels["window"]
         for effect in (*EFFECTS, f"diversity@{w0}", f"diversity@{w1}"):
