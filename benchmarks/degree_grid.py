@@ -82,9 +82,8 @@ def main() -> None:
             continue
         pool = load(pool_name, args.alpaca_eval)
         n = args.n or {"sharegpt": 200, "sharegpt_full": 10_000}.get(pool_name, 100)
-        print(
-            f"\n{pool_name}: {len(pool)} pairs, n={n}, {length.as_dict()}, degrees {', '.join(f'{lv:.2f}' for lv in LEVELS)}"
-        )
+        degrees = ", ".join(f"{lv:.2f}" for lv in LEVELS)
+        print(f"\n{pool_name}: {len(pool)} pairs, n={n}, {length.as_dict()}, degrees {degrees}")
         print(f"{'strategy':<18}{'k_min..k_max':>14}  {'achieved k (target) per degree':<72}{'worst miss':>11}"
               f"{'distinct':>9}{'rising':>7}{'mean drift':>11}{'max KS':>8}{'secs':>6}")  # fmt: skip
         for name in args.strategies.split(","):
