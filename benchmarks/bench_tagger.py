@@ -93,22 +93,15 @@ def load_labelled(name: str, path: Path | None = None, text_field: str = "text",
     if name == "arena_hard":
         rows = [json.loads(line) for line in ARENA_HARD.open()]
         return name, [r["turns"][0]["content"] for r in rows], np.array([r["cluster"] for r in rows])
+    from core.generate import read_jsonl_objects
+
     texts, labels = [], []
-    with Path(path).open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}, row {lineno}: not valid JSON ({err.msg})") from err
-            if not isinstance(row, dict):
-                raise ValueError(f"{path}, row {lineno}: not a JSON object")
-            for field in (text_field, label_field):
-                if not isinstance(row.get(field), str):
-                    raise ValueError(f"{path}, row {lineno}: field '{field}' missing or not a string")
-            texts.append(row[text_field])
-            labels.append(row[label_field])
+    for lineno, row in read_jsonl_objects(path):
+        for field in (text_field, label_field):
+            if not isinstance(row.get(field), str):
+                raise ValueError(f"{path}, row {lineno}: field '{field}' missing or not a string")
+        texts.append(row[text_field])
+        labels.append(row[label_field])
     return Path(path).name, texts, np.array(labels)
 
 

@@ -146,3 +146,21 @@ def load_jsonl(path: str | Path) -> list[dict]:
     """Read a JSONL file written by `save_jsonl`."""
     with open(path, encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]
+
+
+def read_jsonl_objects(path: str | Path) -> list[tuple[int, dict]]:
+    """(line number, object) for every non-blank line of a user's JSONL file; a line that is not a JSON object
+    raises one ValueError naming the file and the row."""
+    rows = []
+    with Path(path).open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}, row {lineno}: not valid JSON ({err.msg})") from err
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}, row {lineno}: expected a JSON object, got {type(row).__name__}")
+            rows.append((lineno, row))
+    return rows

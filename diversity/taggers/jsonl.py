@@ -12,7 +12,6 @@ mismatch would assign tags to the wrong samples.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -50,24 +49,17 @@ class JsonlTagger:
         path = Path(self.path)
         if not path.exists():
             raise FileNotFoundError(f"JsonlTagger: tags file not found: {path}")
+        from core.generate import read_jsonl_objects
+
         rows = []
-        with path.open(encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise ValueError(f"{path}, row {lineno}: not valid JSON ({err.msg})") from err
-                if not isinstance(row, dict):
-                    raise ValueError(f"{path}, row {lineno}: expected a JSON object, got {type(row).__name__}")
-                tags = row.get(self.tags_field)
-                if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-                    raise ValueError(
-                        f"{path}, row {lineno}: field '{self.tags_field}' must be a list of strings, got {tags!r:.80}"
-                    )
-                row["_line"] = lineno
-                rows.append(row)
+        for lineno, row in read_jsonl_objects(path):
+            tags = row.get(self.tags_field)
+            if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+                raise ValueError(
+                    f"{path}, row {lineno}: field '{self.tags_field}' must be a list of strings, got {tags!r:.80}"
+                )
+            row["_line"] = lineno
+            rows.append(row)
         return rows
 
     def tag(self, texts: Sequence[str], ids: Sequence[str] | None = None) -> list[list[str]]:
