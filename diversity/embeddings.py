@@ -127,13 +127,16 @@ def embed(
 
     if cache is None:
         return compute()
-    return cache.get_or_compute(
-        "embeddings",
-        key,
-        compute,
-        save=lambda arr, d: np.save(d / "embeddings.npy", arr, allow_pickle=False),
-        load=lambda d: np.load(d / "embeddings.npy", allow_pickle=False),
-    )
+    return cache.get_or_compute("embeddings", key, compute, save=save_matrix, load=load_matrix)
+
+
+def save_matrix(matrix: np.ndarray, folder: Path) -> None:
+    """Cache codec of an embedding matrix (`embeddings.npy`), shared by `embed` and the pool-matrix cache."""
+    np.save(folder / "embeddings.npy", matrix, allow_pickle=False)
+
+
+def load_matrix(folder: Path) -> np.ndarray:
+    return np.load(folder / "embeddings.npy", allow_pickle=False)
 
 
 def _encode(

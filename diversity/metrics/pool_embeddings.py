@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from core.cache import FeatureCache, atomic_write, stable_hash
-from diversity.embeddings import DEFAULT_EMBEDDER, embed, texts_hash
+from diversity.embeddings import DEFAULT_EMBEDDER, embed, load_matrix, save_matrix, texts_hash
 
 log = logging.getLogger(__name__)
 
@@ -152,8 +152,8 @@ def pool_matrix(
         "embeddings",
         key,
         compute,
-        save=lambda matrix, folder: np.save(folder / "embeddings.npy", matrix, allow_pickle=False),
-        load=lambda folder: np.load(folder / "embeddings.npy", allow_pickle=False),
+        save=save_matrix,
+        load=load_matrix,
         code=_code(),  # the same version `subset_embeddings` checks before mapping the matrix directly
     )
 
