@@ -72,6 +72,7 @@ class LLMTagger:
         concurrency: parallel requests to the endpoint.
         max_chars: text characters shown to the model (long responses are cut).
         timeout: seconds per endpoint request.
+        max_attempts: tries per endpoint request (retries back off on 429/5xx, timeouts and refused connections).
         device: local model device; None picks CUDA when present.
         progress: show a progress bar.
     """
@@ -87,6 +88,7 @@ class LLMTagger:
         concurrency: int = 4,
         max_chars: int = 2000,
         timeout: float = 120.0,
+        max_attempts: int = 6,
         device: str | None = None,
         progress: bool = True,
     ) -> None:
@@ -99,6 +101,7 @@ class LLMTagger:
         self.concurrency = concurrency
         self.max_chars = max_chars
         self.timeout = timeout
+        self.max_attempts = max_attempts
         self.device = device
         self.progress = progress
 
@@ -146,6 +149,7 @@ class LLMTagger:
             temperature=0.0,
             max_tokens=self.max_new_tokens,
             timeout=self.timeout,
+            max_attempts=self.max_attempts,
             max_workers=self.concurrency,
         )
         return client.complete(prompts, progress=self.progress, desc="llm tags")

@@ -152,7 +152,7 @@ def test_llm_tagger_against_endpoint(endpoint, monkeypatch):
 
 def test_llm_tagger_unreachable_endpoint_fails_loudly():
     """A failed request must not become "no tags" (that result would be cached as real)."""
-    tagger = LLMTagger(base_url="http://127.0.0.1:9/v1", timeout=2, progress=False)
+    tagger = LLMTagger(base_url="http://127.0.0.1:9/v1", timeout=2, max_attempts=2, progress=False)
     with pytest.raises(RuntimeError, match=r"http://127.0.0.1:9/v1/chat/completions unreachable"):
         tagger.tag(["x"])
 
