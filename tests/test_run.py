@@ -34,6 +34,7 @@ def test_default_run_selects_trains_evaluates_and_logs(tmp_path):
         "trainer.val_check_interval=3",
         "model.optimizer.lr=2e-3",
         "eval.benchmarks.mtbench.limit=2",
+        "eval.reference_loss.limit=3",  # all 30 MT-Bench references by default: most of this test's time
         "eval.ifbench.limit=2",
         "eval.generation.max_new_tokens=8",
         f"paths.root={out}",
