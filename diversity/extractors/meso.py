@@ -7,6 +7,14 @@ dropped (InsTag's frequency filter), and the rest are merged by average-linkage 
 their embeddings under a cosine-similarity threshold. Each merged cluster is one type, named by its most
 frequent member tag.
 
+A second, coarser level (InsTag's tags are atomic; degree control and overlap between related samples also
+need their topic): when the tagger names a `parent_threshold` (the default `phrase` tagger: 0.3), the merged
+types are clustered again, by their centroid embeddings, under that much looser threshold, and every sample
+also carries the parent type of each of its types. Parents are named `group: <its three most carried types>`;
+a parent with a single member type would only repeat that type's column and is left out. Without the parent
+level, "seaborn barplot" and "matplotlib chart" or "sql query" and "database design" share nothing; with it,
+35% fewer Arena-Hard cluster mates share no type (`benchmarks/README.md`, "Meso taggers").
+
 Taggers keep only relevant tags (above their `min_relevance`, recorded in the meta as `tag_min_relevance`), so
 a text may have none: it is counted in `n_samples_without_type` and the selector treats it as untyped.
 """
@@ -52,8 +60,11 @@ class MesoExtractor:
         batch_size: embedding batch size.
         progress: show the tag-embedding progress bar (over 2,000 tags); not part of the cache key.
 
+    The parent level's threshold is the tagger's `parent_threshold` attribute (None or absent: no parents),
+    part of the tagger's cache key, so the tagger config that calibrated it carries it.
+
     Cost: tagging (the tagger's), embedding u distinct tags, agglomerative clustering O(u^2) memory and
-    ~O(u^2 log u) time.
+    ~O(u^2 log u) time; the parent level clusters the t <= u types again, O(t^2).
     """
 
     def __init__(
@@ -77,8 +88,10 @@ class MesoExtractor:
         self.progress = progress
 
     def params(self) -> dict[str, Any]:
+        parent_threshold = getattr(self.tagger, "parent_threshold", None)
         return {
             "tagger": self.tagger.cache_key(),
+            **({"parent_threshold": parent_threshold} if parent_threshold is not None else {}),
             "embedder": self.embedder,
             "merge_threshold": self.merge_threshold,
             "min_tag_count": self.min_tag_count,
@@ -126,7 +139,7 @@ class MesoExtractor:
         frequent = [t for t, c in counts.items() if c >= self.min_tag_count]
         frequent.sort(key=lambda t: (-counts[t], t))
         kept = frequent[: self.max_tags]
-        cluster_of = self._merge(kept, cache)
+        cluster_of, vectors = self._merge(kept, cache)
         n_types = int(cluster_of.max()) + 1 if len(kept) else 0
         # Name each type by its most frequent member; `kept` is sorted by frequency, so first seen wins.
         names: list[str | None] = [None] * n_types
@@ -142,6 +155,15 @@ class MesoExtractor:
         type_lists = [[new_id[c] for c in row] for row in type_lists]
         type_names = [str(names[c]) for c in order]
         self.tag_to_type_ = {tag: new_id[c] for tag, c in tag_type.items()}
+        parent_threshold = getattr(self.tagger, "parent_threshold", None)
+        self.parent_of_type_: dict[int, int] = {}
+        if parent_threshold is not None and n_types > 1:
+            type_of_tag = np.array([new_id[c] for c in cluster_of.tolist()])
+            parent_names, self.parent_of_type_ = self._parents(type_of_tag, vectors, type_lists, type_names,
+                                                               parent_threshold)  # fmt: skip
+            type_lists = [sorted({*row, *(self.parent_of_type_[c] for c in row if c in self.parent_of_type_)})
+                          for row in type_lists]  # fmt: skip
+            type_names = type_names + parent_names
         n = len(rows)
         meta = {
             "extractor": type(self).__name__,
@@ -151,6 +173,8 @@ class MesoExtractor:
             "tags_dropped_rare": len(counts) - len(frequent),
             "tags_dropped_cap": len(frequent) - len(kept),
             "types_after_merge": n_types,
+            "parent_threshold": parent_threshold,
+            "parent_types": len(type_names) - n_types,
             "types_per_sample": float(np.mean([len(r) for r in type_lists])) if n else 0.0,
             "n_samples_without_type": int(sum(not r for r in type_lists)),
             "tagger": type(self.tagger).__name__,
@@ -159,19 +183,49 @@ class MesoExtractor:
             "parse_failures": getattr(self.tagger, "parse_failures_", None),
         }
         log.info(
-            "meso: %d distinct tags -> %d types (%.2f raw tags/sample, %d samples without a type)",
+            "meso: %d distinct tags -> %d types + %d parent types (%.2f raw tags/sample, %d samples without a type)",
             len(counts),
             n_types,
+            meta["parent_types"],
             meta["raw_tags_per_sample"],
             meta["n_samples_without_type"],
         )
         return TypeAssignment.from_lists(type_lists, type_names, meta=meta)
 
-    def _merge(self, tags: list[str], cache: FeatureCache | None) -> np.ndarray:
-        """Cluster id per tag (deterministic: input order is fixed and the linkage has no randomness)."""
+    def _parents(
+        self,
+        type_of_tag: np.ndarray,
+        vectors: np.ndarray,
+        type_lists: list[list[int]],
+        type_names: list[str],
+        threshold: float,
+    ) -> tuple[list[str], dict[int, int]]:
+        """Parent types: the types clustered by their centroid tag embeddings (average linkage, cosine >
+        `threshold`). Returns the parents' names (ids follow the t types, most carried first) and type ->
+        parent id for every type in a parent of two or more types. O(t^2) for t types."""
+        n_types = len(type_names)
+        centroids = np.zeros((n_types, vectors.shape[1]), dtype=np.float64)
+        np.add.at(centroids, type_of_tag, vectors)
+        centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
+        labels = _agglomerate(centroids, threshold)
+        size = np.bincount(labels)
+        carried = np.bincount([g for row in type_lists for g in {int(labels[t]) for t in row}], minlength=len(size))
+        groups = [g for g in range(len(size)) if size[g] > 1]
+        groups.sort(key=lambda g: (-carried[g], g))
+        rank = {g: k for k, g in enumerate(groups)}
+        members: list[list[int]] = [[] for _ in groups]
+        for t in range(n_types):  # types are sorted by support, so each group's members are too
+            if int(labels[t]) in rank:
+                members[rank[int(labels[t])]].append(t)
+        names = ["group: " + ", ".join(type_names[t] for t in m[:3]) for m in members]
+        parent = {t: n_types + k for k, m in enumerate(members) for t in m}
+        return names, parent
+
+    def _merge(self, tags: list[str], cache: FeatureCache | None) -> tuple[np.ndarray, np.ndarray]:
+        """Cluster id per tag (deterministic: input order is fixed and the linkage has no randomness), and the
+        tags' unit embeddings."""
         if len(tags) < 2:
-            return np.zeros(len(tags), dtype=np.int64)
-        from sklearn.cluster import AgglomerativeClustering
+            return np.zeros(len(tags), dtype=np.int64), np.zeros((len(tags), 1), dtype=np.float32)
 
         vectors = embed(
             tags,
@@ -181,14 +235,18 @@ class MesoExtractor:
             cache=cache,
             progress=self.progress and len(tags) > 2000,
         )
-        clusterer = AgglomerativeClustering(
-            n_clusters=None,
-            metric="cosine",
-            linkage="average",
-            distance_threshold=max(1.0 - self.merge_threshold, 1e-9),
-        )
-        labels = clusterer.fit_predict(vectors)
-        # Renumber by first occurrence in the frequency-sorted tag list.
-        first = {c: i for i, c in reversed(list(enumerate(labels.tolist())))}
-        order = {c: k for k, c in enumerate(sorted(first, key=first.get))}
-        return np.array([order[c] for c in labels.tolist()], dtype=np.int64)
+        return _agglomerate(vectors, self.merge_threshold), vectors
+
+
+def _agglomerate(vectors: np.ndarray, threshold: float) -> np.ndarray:
+    """Average-linkage clusters of `vectors` whose mean cosine similarity exceeds `threshold`, numbered by first
+    occurrence in the input order (deterministic). O(n^2) memory."""
+    from sklearn.cluster import AgglomerativeClustering
+
+    clusterer = AgglomerativeClustering(
+        n_clusters=None, metric="cosine", linkage="average", distance_threshold=max(1.0 - threshold, 1e-9)
+    )
+    labels = clusterer.fit_predict(vectors)
+    first = {c: i for i, c in reversed(list(enumerate(labels.tolist())))}
+    order = {c: k for k, c in enumerate(sorted(first, key=first.get))}
+    return np.array([order[c] for c in labels.tolist()], dtype=np.int64)

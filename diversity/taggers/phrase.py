@@ -122,6 +122,9 @@ class PhraseTagger:
         vocabulary_file: that vocabulary (`tag | cue, cue` lines); None: the packaged `intent_tags.txt`.
         max_intent_tags: most intent tags per text (within `max_tags`).
         language_tags: add a language tag to text that is mostly not English.
+        parent_threshold: the meso extractor's coarser level: types whose centroids reach this mean cosine
+            (average linkage) form a parent type every sample of theirs also carries (None: no parents). Read
+            by `MesoExtractor`, not by the tagger; it does not change the tags, so it is not in `cache_key`.
         batch_size: embedding batch size for windows.
         progress: show the embedding progress bar.
     """
@@ -142,6 +145,7 @@ class PhraseTagger:
         vocabulary_file: str | None = None,
         max_intent_tags: int = 5,
         language_tags: bool = True,
+        parent_threshold: float | None = 0.3,
         batch_size: int = 64,
         progress: bool = True,
     ) -> None:
@@ -163,6 +167,7 @@ class PhraseTagger:
         self.vocabulary_file = vocabulary_file
         self.max_intent_tags = max_intent_tags
         self.language_tags = language_tags
+        self.parent_threshold = parent_threshold
         self.batch_size = batch_size
         self.progress = progress
 
