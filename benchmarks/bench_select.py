@@ -192,6 +192,9 @@ def main() -> None:
             t0 = time.perf_counter()
             selector.pruning_pass(types, quota)
             print(f"  pruning pass (Alg. 1, once per type matrix): {time.perf_counter() - t0:.1f} s")
+            t0 = time.perf_counter()
+            selector.level_map(types, args.n, args.seed, quota)
+            print(f"  level map (k_min..k_max, once per n and seed): {time.perf_counter() - t0:.2f} s")
         for level in args.levels:
             t0 = time.perf_counter()
             sel = selector.select(types, args.n, level, args.seed, **({"quota": quota} if quota is not None else {}))
