@@ -8,7 +8,8 @@ Run by hand (not by tests; `tests/diversity/test_bench_tagger.py` checks the sco
 
 Each tagger is built from `conf/tagger/<name>.yaml` (with `--set name.key=value` overrides) and its tags go
 through `MesoExtractor.fit_tags` with the default settings, so what is scored are the types the selector sees
-(rare tags dropped, near-synonyms merged). Two prompts are as similar as the IDF-weighted cosine of their type
+(rare tags dropped, near-synonyms merged, and, for a tagger with a `parent_threshold` such as `phrase`, each type's
+parent type added). Two prompts are as similar as the IDF-weighted cosine of their type
 sets (a shared rare type counts more than a shared common one; no shared type gives 0). The reference line,
 `embedding`, is plain MiniLM cosine of the whole prompt (256 tokens).
 
@@ -18,7 +19,8 @@ Figures per tagger and labelled set:
                   per cluster (Arena-Hard) this is the issue's cluster-mate AUC, on MT-Bench a category AUC.
     retrieval@5   share of a prompt's same-label prompts among its 5 most similar (of at most 5; ties broken
                   at random, seeded): "is the mate in the top 5" on pairs.
-    tags/sample   raw tags per prompt from the tagger; types/sample after normalisation; vocabulary = types.
+    tags/sample   raw tags per prompt from the tagger; types/sample after normalisation (parent types included);
+                  vocabulary = types (parents: how many of them are parent types).
     untyped       share of prompts with no type.
     samples/s     tagging throughput (model already loaded; `--speed N` also times N default-pool responses,
                   the longer texts the response strategies tag).
@@ -134,6 +136,7 @@ def score_tagger(tagger: Any, texts: list[str], labels: np.ndarray) -> dict[str,
         "tags/sample": float(np.mean([len(r) for r in raw])),
         "types/sample": types.meta["types_per_sample"],
         "vocabulary": types.n_types,
+        "parents": types.meta.get("parent_types", 0),
         "untyped": types.meta["n_samples_without_type"] / len(texts),
         "samples/s": len(texts) / seconds,
         "samples/cpu2s": 2 * len(texts) / cpu,
@@ -178,18 +181,18 @@ def main() -> None:
     if args.jsonl:
         data.append(load_labelled("jsonl", args.jsonl, args.text_field, args.label_field))
     print(f"torch threads: {torch.get_num_threads()}; overrides: {overrides or 'none'}")
-    print(f"{'set':<12}{'tagger':<11}{'auc':>6}{'r@5':>6}{'tags/s':>7}{'types/s':>8}{'vocab':>6}{'untyped':>8}"
-          f"{'smp/s':>7}{'2cpu/s':>7}")  # fmt: skip
+    print(f"{'set':<12}{'tagger':<11}{'auc':>6}{'r@5':>6}{'tags/s':>7}{'types/s':>8}{'vocab':>6}{'parents':>8}"
+          f"{'untyped':>8}{'smp/s':>7}{'2cpu/s':>7}")  # fmt: skip
     for set_name, texts, labels in data:
         ref = None if args.no_reference else score_embedding(texts, labels)
         if ref:
             print(
-                f"{set_name:<12}{'embedding':<11}{ref['auc']:>6.3f}{ref['retrieval@5']:>6.2f}{'':>29}{ref['samples/s']:>7.0f}"
+                f"{set_name:<12}{'embedding':<11}{ref['auc']:>6.3f}{ref['retrieval@5']:>6.2f}{'':>37}{ref['samples/s']:>7.0f}"
             )
         for name in args.taggers.split(","):
             s = score_tagger(build_tagger(name, overrides.get(name, {})), texts, labels)
             print(f"{set_name:<12}{name:<11}{s['auc']:>6.3f}{s['retrieval@5']:>6.2f}{s['tags/sample']:>7.2f}"
-                  f"{s['types/sample']:>8.2f}{s['vocabulary']:>6}{s['untyped']:>8.1%}{s['samples/s']:>7.0f}"
+                  f"{s['types/sample']:>8.2f}{s['vocabulary']:>6}{s['parents']:>8}{s['untyped']:>8.1%}{s['samples/s']:>7.0f}"
                   f"{s['samples/cpu2s']:>7.0f}")  # fmt: skip
     if args.speed:
         from diversity.pools import load_pool

@@ -53,6 +53,31 @@ def test_rare_tags_dropped_and_counted():
     assert types.n_types == 4 and types.meta["n_samples_without_type"] == 0
 
 
+class ParentKeywordTagger(KeywordTagger):
+    """A tagger that asks the meso extractor for a parent level, as PhraseTagger does (0.3)."""
+
+    parent_threshold = 0.3
+
+
+def test_parent_types_group_related_types_and_every_sample_carries_its_parents():
+    raw = RAW + [["football match", "basketball game"], ["basketball game", "cooking recipes"]]
+    extractor = MesoExtractor(tagger=ParentKeywordTagger(), min_tag_count=1)
+    types = extractor.fit_tags(raw)
+    t, parent = extractor.tag_to_type_, extractor.parent_of_type_
+    n_types = types.meta["types_after_merge"]
+    assert types.meta["parent_types"] == types.n_types - n_types >= 1 and types.meta["parent_threshold"] == 0.3
+    assert parent[t["python programming"]] == parent[t["java programming"]] >= n_types  # programming
+    assert parent[t["football match"]] == parent[t["basketball game"]] != parent[t["java programming"]]  # sport
+    assert t["cooking recipes"] not in parent  # a parent of one type would only repeat its column
+    assert types.type_names[parent[t["java programming"]]].startswith("group: ")
+    for i, row in enumerate(raw):  # every sample carries its types and their parents, nothing else
+        own = {t[normalise_tag(tag)] for tag in row}
+        assert set(types.matrix[i].indices.tolist()) == own | {parent[c] for c in own if c in parent}
+    assert "parent_threshold" in extractor.params()  # in the types' cache key, not in the tags' (tags unchanged)
+    assert "parent_threshold" not in MesoExtractor(KeywordTagger()).params()
+    assert MesoExtractor(tagger=ParentKeywordTagger(), min_tag_count=1).fit_tags(raw).type_names == types.type_names
+
+
 class CountingJsonlTagger(JsonlTagger):
     """A JSONL tagger that counts how often it is asked for tags."""
 
