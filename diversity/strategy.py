@@ -34,6 +34,8 @@ EXTRACTOR_FACTS = (
     "types_per_sample",
     "tagger",
     "tag_min_relevance",
+    "parent_threshold",
+    "parent_types",
     "raw_tags_per_sample",
     "types_after_merge",
 )

@@ -69,5 +69,9 @@ def test_seven_degrees_are_ordered(name, pool, cache):
         natural = [embedding_distance(emb[s.indices]) for s in selections]
     else:
         natural = [float(k) for k in ks]  # tag coverage
+        facts = selections[0].info["extractor"]  # selection.json says how the tags became types
+        tagger = strategy.extractor.tagger
+        assert facts["tag_min_relevance"] == tagger.min_relevance
+        assert facts["parent_threshold"] == tagger.parent_threshold and facts["parent_types"] > 0
     rho = spearmanr(LEVELS, natural).statistic
     assert natural[-1] > natural[0] and rho > 0.5, natural
