@@ -116,15 +116,3 @@ def tiny_overrides(tmp_path, tiny_pool_file, tiny_model_dir) -> list[str]:
         f"paths.root={tmp_path / 'outputs'}",
         f"paths.cache_dir={tmp_path / 'cache'}",
     ]
-
-
-# Session fixtures too slow to build once per worker under `pytest -n 2` (pytest-xdist, `--dist loadgroup`):
-# every test that uses one runs on the same worker, so each is still built once per session.
-SHARED_ONCE = ("default_response_tags",)
-
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        for name in SHARED_ONCE:
-            if name in getattr(item, "fixturenames", ()):
-                item.add_marker(pytest.mark.xdist_group(name))

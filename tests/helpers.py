@@ -11,6 +11,29 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "analysis.ipynb"
 
 
+def computed_once(tmp_path_factory, name: str, compute: Callable[[], object]) -> object:
+    """A session fixture's value computed once per test session, also under `pytest -n 2` (pytest-xdist): the
+    first worker computes it under a file lock and pickles it beside the workers' temp roots, the other reads it.
+
+    (xdist's `loadgroup` would keep such tests on one worker instead, but its grouping does not take effect under
+    this pytest, measured 2026-12-07: grouped tests still ran on both workers.)
+    """
+    import pickle
+
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # shared by every worker of this session
+    path = root / f"{name}.pkl"
+    with FileLock(f"{path}.lock"):
+        if path.exists():
+            return pickle.loads(path.read_bytes())
+        value = compute()
+        path.write_bytes(pickle.dumps(value))
+        return value
+
+
 def cli_env() -> dict[str, str]:
     """The environment of a CLI run started by a test, as a user's shell would give it.
 

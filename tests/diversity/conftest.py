@@ -21,12 +21,17 @@ def default_pool():
 
 
 @pytest.fixture(scope="session")
-def default_response_tags(default_pool):
-    """(responses, (tag, relevance) per response) from the default tagger, as the meso_response strategy tags."""
+def default_response_tags(default_pool, tmp_path_factory):
+    """(responses, (tag, relevance) per response) from the default tagger, as the meso_response strategy tags
+    (~2 min on 2 cores: computed once per session, whatever the number of xdist workers)."""
+    from helpers import computed_once
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    cfg = OmegaConf.load(ROOT / "conf" / "tagger" / "phrase.yaml")
-    cfg.progress = False
-    texts = default_pool.texts("response")
-    return texts, instantiate(cfg).tag_with_scores(texts)
+    def tag():
+        cfg = OmegaConf.load(ROOT / "conf" / "tagger" / "phrase.yaml")
+        cfg.progress = False
+        texts = default_pool.texts("response")
+        return texts, instantiate(cfg).tag_with_scores(texts)
+
+    return computed_once(tmp_path_factory, "default_response_tags", tag)
