@@ -79,7 +79,9 @@ def test_answers_reach_on_answer_before_a_later_failure_raises():
         client = _client(srv.url, max_attempts=2, max_workers=1)
         with pytest.raises(EndpointError, match="gave up"):
             client.complete([f"p{i}" for i in range(10)], on_answer=lambda i, a: got.__setitem__(i, a))
-    assert got == dict.fromkeys(range(5), "fine") and srv.requests == 5  # then refused: dead
+    assert got == dict.fromkeys(range(5), "fine") and sum(srv.answered.values()) == 5
+    # then dead: a request that reaches it before its socket closes is dropped (a race under load), later ones refused
+    assert srv.requests - 5 == srv.failures["drop"] <= 2
 
 
 def test_a_credential_in_base_url_is_refused_before_any_request():
