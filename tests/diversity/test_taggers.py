@@ -167,7 +167,7 @@ def test_prompt_template_needs_placeholder(tmp_path):
 
 @pytest.mark.slow
 def test_llm_tagger_local_smollm2_runs():
-    tagger = LLMTagger(max_new_tokens=24, batch_size=2, progress=False)
+    tagger = LLMTagger(max_new_tokens=12, batch_size=2, progress=False)
     tags = tagger.tag(["Write a haiku about autumn.", "How do I sort a list in Python?"])
     assert len(tags) == 2 and len(tagger.replies_) == 2
     assert all(isinstance(t, str) for row in tags for t in row)
