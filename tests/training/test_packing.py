@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from helpers import TINY_LORA
 
 from training.packing import PackedCollator, pack, padding_efficiency
 from training.tokenization import IGNORE_INDEX, PadCollator, encode_pair
@@ -94,9 +95,7 @@ def test_packed_batch_gives_each_sample_its_unpacked_loss(tiny_model_dir, tokeni
 def test_packed_training_loss_matches_unpacked_through_the_module(tiny_model_dir, tokenizer):
     from training.module import SFTModule
 
-    module = SFTModule(
-        str(tiny_model_dir), lora={"enabled": True, "r": 4, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}
-    )
+    module = SFTModule(str(tiny_model_dir), lora=TINY_LORA)
     module.configure_model()
     module.model.eval()
     examples = [encode_pair(tokenizer, f"question {i}?", "answer " * (3 * i + 1), 64) for i in range(6)]

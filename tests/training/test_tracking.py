@@ -11,6 +11,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from helpers import TINY_LORA
 
 from training import tracking
 from training.module import SFTModule
@@ -72,7 +73,7 @@ def test_wandb_run_holds_each_value_once(tmp_path, tiny_model_dir, tokenizer):
     (run_dir / "selection.json").write_text("{}")
     wandb_cfg = {"_target_": "lightning.pytorch.loggers.WandbLogger", "project": "t", "save_dir": str(run_dir)}
     logger = tracking.build_logger(wandb_cfg, run_id="dedup1")
-    lora = {"enabled": True, "r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}
+    lora = TINY_LORA
     resolved = {
         "seed": 0,
         "diversity": {"level": 0.5, "n": 24},
