@@ -87,8 +87,13 @@ class MesoExtractor:
         self.batch_size = batch_size
         self.progress = progress
 
+    @property
+    def parent_threshold(self) -> float | None:
+        """The tagger's parent level (None: the tagger asks for none)."""
+        return getattr(self.tagger, "parent_threshold", None)
+
     def params(self) -> dict[str, Any]:
-        parent_threshold = getattr(self.tagger, "parent_threshold", None)
+        parent_threshold = self.parent_threshold
         return {
             "tagger": self.tagger.cache_key(),
             **({"parent_threshold": parent_threshold} if parent_threshold is not None else {}),
@@ -155,7 +160,7 @@ class MesoExtractor:
         type_lists = [[new_id[c] for c in row] for row in type_lists]
         type_names = [str(names[c]) for c in order]
         self.tag_to_type_ = {tag: new_id[c] for tag, c in tag_type.items()}
-        parent_threshold = getattr(self.tagger, "parent_threshold", None)
+        parent_threshold = self.parent_threshold
         self.parent_of_type_: dict[int, int] = {}
         if parent_threshold is not None and n_types > 1:
             type_of_tag = np.array([new_id[c] for c in cluster_of.tolist()])
