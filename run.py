@@ -13,16 +13,39 @@ import logging
 import math
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
+
+if TYPE_CHECKING:  # annotations only: nothing heavy is imported before a mode needs it
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from training.datamodule import SFTDataModule
+    from training.module import SFTModule
+    from training.progress_log import ProgressLog
+    from training.rundir import RunDir
 
 log = logging.getLogger("macro2micro")
 # A run folder is named by what the job is (`run_name` in conf/config.yaml); an analysis or plan by its mode.
 OmegaConf.register_new_resolver(
     "job_folder", lambda mode, name: name if mode in ("train", "select") else mode, replace=True
 )
-CONFIG_RULES = ("core.config_checks", "diversity.config_rules", "evaluation.config_rules")  # each layer's own
+
+
+def length_tag(window: object, lock: object) -> str:
+    """`_w30-100_locked`, `_locked` or `` for a sweep's job folder: a length-controlled job never shares the
+    folder of the uncontrolled job with the same strategy, n, degree and seed (and never overwrites it)."""
+    tag = f"_w{window[0]}-{window[1]}" if window is not None and not isinstance(window, str) else ""
+    return tag + ("_locked" if lock is True else "")
+
+
+OmegaConf.register_new_resolver("length_tag", length_tag, replace=True)  # conf/hydra/default.yaml's sweep subdir
+
+CONFIG_RULES = (  # each layer's own
+    "core.config_checks", "diversity.config_rules", "training.config_rules", "evaluation.config_rules",
+)  # fmt: skip
 BAD_INPUT = (FileNotFoundError, ValueError)  # PoolError, ModelNotFoundError and infeasible n are ValueErrors
 
 
@@ -38,7 +61,10 @@ def main(cfg: DictConfig) -> float | None:
     if cfg.mode == "plan":  # what a proposed grid can detect, and what it costs, before any compute is spent
         from evaluation.analysis.plan import main as plan
 
-        plan(cfg.plan)
+        try:
+            plan(cfg.plan)
+        except ValueError as err:  # e.g. the pilot has no such score: one line naming the fix, no traceback
+            sys.exit(f"error: {err}")
         return None
     from training.rundir import RunDir, config_hash, pool_fingerprint, run_hash
 
@@ -49,6 +75,10 @@ def main(cfg: DictConfig) -> float | None:
         metrics = run_dir.read_json("metrics.json")
         log.info("already done (DONE matches this config and pool): %s", run_dir.path)
         return metrics.get("heldout/loss")
+    if cfg.mode == "train" and not _multirun():  # a sweep finds its job folders again; a single job is told how
+        log.info(
+            "run folder %s: if interrupted, resume with the same command plus hydra.run.dir=%s", *[run_dir.path] * 2
+        )
     try:
         return run_job(cfg, run_dir, resolved, cfg_hash)
     except BAD_INPUT as err:
@@ -56,13 +86,23 @@ def main(cfg: DictConfig) -> float | None:
         sys.exit(f"error: {err}" + ("" if removed else f" (kept {run_dir.path} for resuming)"))
 
 
+def _multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 def quiet_startup(cfg: DictConfig) -> None:
-    """Silence library chatter that is not about the run (core/quiet.py) and set the progress-line cadence."""
+    """Silence library chatter that is not about the run (core/quiet.py), set the progress-line cadence and the
+    cache root (`paths.cache_dir`) every cache of the process uses."""
+    from core.cache import use_cache_root
     from core.progress import set_progress_every
     from core.quiet import quiet_libraries
 
     quiet_libraries()
-    set_progress_every(cfg.get("progress_every_s", 30))
+    set_progress_every(cfg.progress_every_s)
+    use_cache_root(cfg.paths.cache_dir)  # features, converted models and distilled embedders: one root
 
 
 def refuse_secrets(cfg: DictConfig, resolved: dict) -> None:
@@ -95,14 +135,14 @@ def refuse_secrets(cfg: DictConfig, resolved: dict) -> None:
     )
 
 
-def run_job(cfg: DictConfig, run_dir, resolved: dict, cfg_hash: str) -> float | None:
+def run_job(cfg: DictConfig, run_dir: RunDir, resolved: dict, cfg_hash: str) -> float | None:
     """The paper's pipeline, one stage per line: pool -> subset -> its description -> fit -> evaluate -> log."""
     from hydra.utils import instantiate
 
     from core.assets import load_tokenizer
     from core.cache import FeatureCache
     from core.config_checks import validate_config
-    from diversity.describe import describe_subset
+    from diversity.describe import describe_subset, print_summary
     from diversity.lengths import LengthControl
     from diversity.manifest import update_selection_json, write_manifest
     from diversity.pools import load_pool
@@ -158,12 +198,23 @@ def pool_settings(data: DictConfig) -> dict:
     return {"seed": data.pool_seed, **{key: data[key] for key in keys}}
 
 
-def fit_and_evaluate(cfg, run_dir, resolved, cfg_hash, train_set, heldout, tokenizer, selection_info, subset_metrics):
+def fit_and_evaluate(
+    cfg: DictConfig,
+    run_dir: RunDir,
+    resolved: dict,
+    cfg_hash: str,
+    train_set: list[dict],
+    heldout: tuple[list[dict], list[str]],
+    tokenizer: Any,
+    selection_info: dict,
+    subset_metrics: dict,
+) -> float:
     """Fine-tune on the encoded subset, score the final weights, log everything; returns the held-out loss."""
     import lightning as L
     from hydra.utils import instantiate
 
     from core.quiet import one_console_for_lightning
+    from diversity.describe import print_summary
     from evaluation.runner import evaluate, write_heldout_items
     from training import tracking
     from training.budget import token_budget
@@ -221,7 +272,7 @@ def decontamination_prompts(cfg: DictConfig) -> dict[str, list[str]]:
     return configured_prompts(cfg.get("eval")) if cfg.data.decontaminate.enabled else {}
 
 
-def training_metrics(trainer, module, datamodule, truncation: dict) -> dict:
+def training_metrics(trainer: L.Trainer, module: SFTModule, datamodule: SFTDataModule, truncation: dict) -> dict:
     """Held-out loss/perplexity of the final weights (reusing the loop's last validation when it scored them),
     the first and last train loss of the whole run (a resumed job restores the history from its checkpoint),
     the steps this process trained (0 when it resumed a finished checkpoint) and what `max_length` cut."""
@@ -246,7 +297,7 @@ def training_metrics(trainer, module, datamodule, truncation: dict) -> dict:
     }
 
 
-def checkpointing(run_dir, cfg: DictConfig):
+def checkpointing(run_dir: RunDir, cfg: DictConfig) -> ModelCheckpoint:
     """`last.ckpt` every few steps: what an interrupted job resumes from."""
     from lightning.pytorch.callbacks import ModelCheckpoint
 
@@ -254,11 +305,11 @@ def checkpointing(run_dir, cfg: DictConfig):
     return ModelCheckpoint(dirpath=run_dir.checkpoint_dir, save_last=True, save_top_k=0, every_n_train_steps=every)
 
 
-def progress_log(cfg: DictConfig):
+def progress_log(cfg: DictConfig) -> ProgressLog:
     """Plain progress lines (step, loss, tokens/s, ETA) for run.log, where the live bar shows nothing."""
     from training.progress_log import ProgressLog
 
-    return ProgressLog(every_s=cfg.get("progress_every_s"))
+    return ProgressLog(every_s=cfg.progress_every_s)
 
 
 def analyze(cfg: DictConfig) -> None:
@@ -276,30 +327,6 @@ def analyze(cfg: DictConfig) -> None:
     except ValueError as err:  # e.g. no finished run yet
         sys.exit(f"error: {err}")
     return None
-
-
-def print_summary(path: Path, metrics: dict, selection: dict | None = None) -> None:
-    """Headline numbers, the selection's k (achieved / target, k_min..k_max) and pool accounting, then one
-    warning line (console and run.log) for each thing that makes the run differ from what was asked."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from diversity.describe import selection_facts, selection_warnings
-
-    selection = selection or {}
-    table = Table(title=path.name)
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for key, value in selection_facts(selection).items():
-        table.add_row(key, value)
-    for key, value in metrics.items():
-        if key == "k" and "k" in selection:
-            continue  # shown with its target above
-        table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
-    Console(width=None if sys.stdout.isatty() else 120).print(table)
-    for warning in selection_warnings(selection):
-        log.warning(warning)
-    print(f"outputs: {path}")
 
 
 if __name__ == "__main__":

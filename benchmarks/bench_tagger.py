@@ -1,6 +1,6 @@
 """Do meso tags mean what they say? Score taggers against prompts with human labels, beside plain embeddings.
 
-Run by hand (not by tests; `tests/diversity/test_bench_tagger.py` checks the scoring on a toy case):
+Run by hand (not by tests; `tests/benchmarks/test_bench_tagger.py` checks the scoring on a toy case):
 
     HF_HUB_OFFLINE=1 python benchmarks/bench_tagger.py                          # MT-Bench (+ Arena-Hard if present)
     HF_HUB_OFFLINE=1 python benchmarks/bench_tagger.py --taggers phrase --set phrase.min_relevance=0.4
@@ -95,7 +95,7 @@ def load_labelled(name: str, path: Path | None = None, text_field: str = "text",
     if name == "arena_hard":
         rows = [json.loads(line) for line in ARENA_HARD.open()]
         return name, [r["turns"][0]["content"] for r in rows], np.array([r["cluster"] for r in rows])
-    from core.generate import read_jsonl_objects
+    from core.jsonl import read_jsonl_objects
 
     texts, labels = [], []
     for lineno, row in read_jsonl_objects(path):

@@ -14,7 +14,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from core.cache import DEFAULT_CACHE_DIR, atomic_dir, stable_hash
+from core.cache import atomic_dir, cache_root, stable_hash
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def resolve_model_path(name_or_path: str, cache_dir: str | Path | None = None) -
     gguf = _find_gguf(name_or_path)
     if gguf is None:
         return name_or_path
-    root = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
+    root = Path(cache_dir) if cache_dir is not None else cache_root()
     stat = gguf.stat()
     target = root / "models" / f"{gguf.stem}-{stable_hash([gguf.name, stat.st_size])}"
     if (target / "DONE").exists():

@@ -30,20 +30,35 @@ from typing import IO, Any, TypeVar
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-DEFAULT_CACHE_DIR = Path(os.environ.get("MACRO2MICRO_CACHE", Path.home() / ".cache" / "macro2micro"))
 MANIFEST = "MANIFEST.json"
 STALE_TEMP_SECONDS = 3600  # a temp folder of another machine's writer this old is a leftover (writes take seconds)
 _HOST = socket.gethostname().replace("~", "-")
+
+
+def default_cache_root() -> Path:
+    """`$MACRO2MICRO_CACHE`, else `~/.cache/macro2micro`: what `paths.cache_dir` resolves to by default."""
+    return Path(os.environ.get("MACRO2MICRO_CACHE", Path.home() / ".cache" / "macro2micro"))
+
+
+_cache_root: Path | None = None
+
+
+def use_cache_root(path: str | Path) -> None:
+    """Make `path` (a run's `paths.cache_dir`) the root of every cache in this process: features, converted
+    models and distilled embedders alike, so one setting moves them all."""
+    global _cache_root
+    _cache_root = Path(path)
+
+
+def cache_root() -> Path:
+    """The root set by `use_cache_root`, else `default_cache_root()` (library use outside run.py)."""
+    return _cache_root if _cache_root is not None else default_cache_root()
 
 
 def stable_hash(obj: Any, length: int = 16) -> str:
     """SHA-256 of a JSON-serialisable object with sorted keys (stable across runs and machines)."""
     blob = json.dumps(obj, sort_keys=True, default=str, ensure_ascii=False).encode()
     return hashlib.sha256(blob).hexdigest()[:length]
-
-
-def text_hash(text: str, length: int = 16) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:length]
 
 
 def file_sha256(path: str | Path) -> str:
@@ -158,7 +173,7 @@ def clean_stale_temps(folder: str | Path, max_age: float = STALE_TEMP_SECONDS) -
     return removed
 
 
-def write_manifest(directory: Path, code: str | None = None) -> None:
+def write_entry_manifest(directory: Path, code: str | None = None) -> None:
     """Record size and sha256 of every file in `directory` and the `code` version (written last, before `DONE`)."""
     files = {
         p.relative_to(directory).as_posix(): {"size": p.stat().st_size, "sha256": file_sha256(p)}
@@ -198,7 +213,7 @@ class FeatureCache:
     """A directory of entries `<namespace>/<key>/`, each complete once its `DONE` marker exists."""
 
     def __init__(self, root: str | Path | None = None, enabled: bool = True) -> None:
-        self.root = Path(root) if root is not None else DEFAULT_CACHE_DIR
+        self.root = Path(root) if root is not None else cache_root()
         self.enabled = enabled
 
     def entry(self, namespace: str, key_obj: Any) -> Path:
@@ -243,7 +258,7 @@ class FeatureCache:
         with atomic_dir(final) as tmp:
             save(value, tmp)
             (tmp / "key.json").write_text(json.dumps(key_obj, sort_keys=True, default=str, indent=1))
-            write_manifest(tmp, code)
+            write_entry_manifest(tmp, code)
             (tmp / "DONE").write_text("ok\n")
         return value
 

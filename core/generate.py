@@ -1,4 +1,4 @@
-"""Batched answer generation with the fine-tuned model, and the JSONL files that keep the answers.
+"""Batched answer generation with the fine-tuned model (the JSONL files that keep the answers: `core.jsonl`).
 
 Prompts go through the model's own chat template (the format it was fine-tuned on), are left-padded so every
 row of a batch ends where generation starts, and decoding is greedy by default so a run is reproducible.
@@ -8,24 +8,13 @@ caller's order.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from core.cache import atomic_write
 from core.progress import Ticker
 
 log = logging.getLogger(__name__)
-
-
-def chat_prompt(tokenizer: Any, prompt: str) -> str:
-    """The prompt exactly as fine-tuning formatted instructions (chat template, or the plain template for
-    models without one), ending where the answer starts."""
-    from core.prompting import prompt_text
-
-    return prompt_text(tokenizer, prompt)
 
 
 def generate(
@@ -107,6 +96,25 @@ def generate(
     return answers
 
 
+def generate_with_model(
+    name_or_path: str, prompts: Sequence[str], device: str | None = None, **generation: Any
+) -> list[str]:
+    """Load the causal LM `name_or_path` (anything `core.assets.resolve_model_path` accepts) onto `device` (CUDA
+    when available), answer `prompts` with `generate(**generation)`, and release the model: what a local tagger
+    or judge needs, which keeps no model between calls."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from core.assets import load_tokenizer, resolve_model_path
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = AutoModelForCausalLM.from_pretrained(resolve_model_path(name_or_path)).to(device)
+    try:
+        return generate(model, load_tokenizer(name_or_path), prompts, **generation)
+    finally:
+        del model
+
+
 def _left_padded(rows: list[list[int]], pad_token_id: int, device: Any) -> dict[str, Any]:
     """A batch of prompts padded on the left, so every row ends where generation starts."""
     import torch
@@ -131,36 +139,3 @@ def _generated_lengths(model: Any, tokenizer: Any, new_tokens: Any) -> list[int]
         stops.any(dim=1), stops.int().argmax(dim=1), torch.full_like(stops[:, 0], stops.shape[1], dtype=torch.long)
     )
     return first_stop.tolist()
-
-
-def save_jsonl(path: str | Path, rows: Sequence[dict]) -> Path:
-    """Write rows as JSON lines atomically (temp file, then rename), so a killed job leaves no half file."""
-    path = Path(path)
-    with atomic_write(path) as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    return path
-
-
-def load_jsonl(path: str | Path) -> list[dict]:
-    """Read a JSONL file written by `save_jsonl`."""
-    with open(path, encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
-
-
-def read_jsonl_objects(path: str | Path) -> list[tuple[int, dict]]:
-    """(line number, object) for every non-blank line of a user's JSONL file; a line that is not a JSON object
-    raises one ValueError naming the file and the row."""
-    rows = []
-    with Path(path).open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}, row {lineno}: not valid JSON ({err.msg})") from err
-            if not isinstance(row, dict):
-                raise ValueError(f"{path}, row {lineno}: expected a JSON object, got {type(row).__name__}")
-            rows.append((lineno, row))
-    return rows

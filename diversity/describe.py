@@ -2,20 +2,25 @@
 
 Computed whatever strategy chose the subset, so every run of a sweep (random included) is described alike
 and the analysis can correlate any metric with any score. `selection_facts` and `selection_warnings` turn a
-run's `selection.json` into the summary lines and warnings `run.py` prints at the end of a job.
+run's `selection.json` into the summary lines and warnings that `print_summary` prints at the end of a job.
 """
 
 from __future__ import annotations
 
+import logging
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from core.cache import FeatureCache
+from diversity.decontaminate import copies_by_benchmark
 from diversity.metrics import compute_subset_metrics, write_subset_metrics
 from diversity.pools import COMPONENTS
 from diversity.select import Subset
 from diversity.selectors.degree import DEGREES
+
+log = logging.getLogger("macro2micro")  # the run's own logger: warnings reach the console and run.log
 
 
 def describe_subset(
@@ -32,14 +37,14 @@ def describe_subset(
     """
     candidates, selected = subset.candidates, subset.selected
     embeddings = None
-    if metrics_cfg.get("embeddings", True):
+    if metrics_cfg["embeddings"]:
         from diversity.embeddings import DEFAULT_EMBEDDER
         from diversity.metrics.pool_embeddings import subset_embeddings
 
-        model = metrics_cfg.get("embedder") or DEFAULT_EMBEDDER
+        model = metrics_cfg["embedder"] or DEFAULT_EMBEDDER
         embeddings = {c: subset_embeddings(candidates.texts(c), selected, model=model, cache=cache) for c in COMPONENTS}
     pool_embeddings = None  # NovelSum's density and facility-location coverage read the whole candidate pool
-    if embeddings is not None and metrics_cfg.get("pool_metrics", False):
+    if embeddings is not None and metrics_cfg["pool_metrics"]:
         from diversity.metrics.pool_embeddings import pool_matrix
 
         pool_embeddings = {c: pool_matrix(candidates.texts(c), model=model, cache=cache) for c in COMPONENTS}
@@ -96,18 +101,29 @@ def selection_facts(selection: Mapping[str, Any]) -> dict[str, str]:
     dropped = {key: pool[key] for key in DROP_KEYS if _number(pool.get(key)) and pool[key]}
     if dropped:
         facts["dropped pool rows"] = ", ".join(f"{key.replace('_', ' ')} {count}" for key, count in dropped.items())
-    drift = ((selection.get("length") or {}).get("drift") or {}).get("response")
-    if isinstance(drift, Mapping) and _number(drift.get("mean")):
-        locked = " (locked)" if ((selection.get("length") or {}).get("control") or {}).get("lock") else ""
-        facts[f"response tokens: mean, drift, KS{locked}"] = (
-            f"{drift['mean']:.0f}, {drift['mean_drift']:+.1%} vs {drift['reference_mean']:.0f}, {drift['ks']:.3f}"
-        )
+    length = selection.get("length") or {}
+    window = (length.get("control") or {}).get("window")
+    if window and _number(length.get("window_candidates")):
+        facts[f"in the {window[0]}-{window[1]} token window"] = f"{length['window_candidates']} candidates"
+    typeless = info.get("n_typeless")
+    if _number(typeless) and selection.get("strategy") != "random":
+        facts["untyped candidates (never selected)"] = str(typeless)
+    for component in ("response", "instruction"):
+        drift = (length.get("drift") or {}).get(component)
+        if isinstance(drift, Mapping) and _number(drift.get("mean")):
+            locked = " (locked)" if component == "response" and (length.get("control") or {}).get("lock") else ""
+            facts[f"{component} tokens: mean, drift, KS{locked}"] = (
+                f"{drift['mean']:.0f}, {drift['mean_drift']:+.1%} vs {drift['reference_mean']:.0f}, {drift['ks']:.3f}"
+            )
     trunc = selection.get("truncation") or {}
     if _number(trunc.get("n_cut")):
         facts["cut at max_length (samples / tokens)"] = f"{trunc['n_cut']} / {trunc.get('tokens_dropped', '?')}"
-    decontaminated = (selection.get("decontamination") or {}).get("total", pool.get("decontaminated"))
-    if _number(decontaminated) and decontaminated:
-        facts["decontaminated (copies of benchmark prompts)"] = str(decontaminated)
+    decontamination = selection.get("decontamination") or {}
+    total = decontamination.get("total", pool.get("decontaminated"))
+    if decontamination.get("benchmarks"):  # shown at 0 too: "checked against these benchmarks, nothing copied"
+        facts["decontaminated (copies of benchmark prompts)"] = f"{total} ({copies_by_benchmark(decontamination)})"
+    elif _number(total) and total:
+        facts["decontaminated (copies of benchmark prompts)"] = str(total)
     return facts
 
 
@@ -152,3 +168,25 @@ def selection_warnings(selection: Mapping[str, Any]) -> list[str]:
             "(raise data.max_length, or lower data.max_chars)"
         )
     return warnings
+
+
+def print_summary(path: Path, metrics: dict, selection: dict | None = None) -> None:
+    """Headline numbers, the selection's k (achieved / target, k_min..k_max) and pool accounting, then one
+    warning line (console and run.log) for each thing that makes the run differ from what was asked."""
+    from rich.console import Console
+    from rich.table import Table
+
+    selection = selection or {}
+    table = Table(title=path.name)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in selection_facts(selection).items():
+        table.add_row(key, value)
+    for key, value in metrics.items():
+        if key == "k" and "k" in selection:
+            continue  # shown with its target above
+        table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+    Console(width=None if sys.stdout.isatty() else 120).print(table)
+    for warning in selection_warnings(selection):
+        log.warning(warning)
+    print(f"outputs: {path}")

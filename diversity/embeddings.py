@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from core.assets import asset_package
-from core.cache import DEFAULT_CACHE_DIR, FeatureCache, atomic_dir, stable_hash
+from core.cache import FeatureCache, atomic_dir, cache_root, stable_hash
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def _distilled_model2vec(base: str, pca_dims: int = 256) -> Path:
     never mistaken for a finished one.
     """
     source = resolve_embedder_path(base)
-    target = DEFAULT_CACHE_DIR / "models" / f"model2vec-{stable_hash([base, source, pca_dims])}"
+    target = cache_root() / "models" / f"model2vec-{stable_hash([base, source, pca_dims])}"
     if (target / "DONE").exists():
         return target
     from model2vec.distill import distill

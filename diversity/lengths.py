@@ -20,7 +20,7 @@ is written into every `selection.json`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -53,15 +53,14 @@ class LengthControl:
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any] | None) -> LengthControl:
+        """From `diversity.length`; a key left out keeps the dataclass default (its one home)."""
         cfg = dict(cfg or {})
-        window = cfg.get("window")
-        return cls(
-            window=None if window is None else (int(window[0]), int(window[1])),
-            lock=bool(cfg.get("lock", False)),
-            bins=cfg.get("bins", "auto"),
-            tokenizer=cfg.get("tokenizer"),
-            name=cfg.get("name"),
-        )
+        if cfg.get("window") is not None:
+            cfg["window"] = (int(cfg["window"][0]), int(cfg["window"][1]))
+        if "lock" in cfg:
+            cfg["lock"] = bool(cfg["lock"])
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in cfg.items() if key in known})
 
     @property
     def active(self) -> bool:

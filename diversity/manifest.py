@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from core.cache import atomic_write
+from core.jsonl import dump_json
 
 
 def describe(obj: Any) -> Any:
@@ -53,7 +54,7 @@ def update_selection_json(run_dir: Path, blocks: dict[str, Any], fresh: bool = F
     record = {**({} if fresh or not path.exists() else json.loads(path.read_text())), **blocks}
     run_dir.mkdir(parents=True, exist_ok=True)
     with atomic_write(path) as fh:
-        json.dump(record, fh, indent=1, default=jsonable)
+        dump_json(record, fh, indent=1, default=jsonable)
     return record
 
 

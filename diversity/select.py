@@ -93,6 +93,14 @@ def select_subset(
     """
     heldout, length = heldout or HeldoutSpec(), length or LengthControl()
     clean, decontamination = _decontaminate(pool, exclude_prompts or {}, dict(decontaminate or {"enabled": True}))
+    if len(clean) == 0 and len(pool):
+        from diversity.decontaminate import copies_by_benchmark
+
+        raise PoolError(
+            f"pool {pool.source}: all {len(pool)} pairs copy a benchmark prompt "
+            f"({copies_by_benchmark(decontamination)}), so nothing is left to "
+            "select from: use another pool, or set data.decontaminate.enabled=false if this is on purpose"
+        )
     size = _heldout_size(heldout, len(clean))
     split = pool.take(clean).split_heldout(size, heldout.seed)
     selectable, held = clean[split.selectable], clean[split.heldout]

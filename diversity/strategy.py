@@ -7,7 +7,6 @@ window and passes the length lock's quota (`diversity.lengths`), runs the select
 
 from __future__ import annotations
 
-import inspect
 import logging
 from typing import Any
 
@@ -17,13 +16,13 @@ import scipy.sparse as sp
 from core.cache import FeatureCache
 from diversity.pools import COMPONENTS
 from diversity.selectors import RandomSelector, Selection
-from diversity.selectors.quota import Quota
+from diversity.selectors.degree import PREVIEW
+from diversity.selectors.quota import Quota, holds_length_lock
 from diversity.types import TypeAssignment
 
 log = logging.getLogger(__name__)
 
 
-PREVIEW = 20
 # Extractor meta copied into every selection's info (see MicroExtractor, MacroExtractor, MesoExtractor).
 EXTRACTOR_FACTS = (
     "band",
@@ -75,10 +74,12 @@ class Strategy:
             return TypeAssignment(matrix=matrix, type_names=[], meta={"extractor": None})
         if self.component not in COMPONENTS:
             raise ValueError(f"strategy {self.name!r}: component must be one of {COMPONENTS}, got {self.component!r}")
-        texts = pool.texts(self.component)
+        texts, ids, extractor = pool.texts(self.component), pool.ids, self.extractor
 
         def fit() -> TypeAssignment:
-            return self.extractor.fit(texts, cache=cache, ids=pool.ids)
+            # Closes over the extractor alone, not `self`: the entry's code version is then the extractor's code,
+            # the same whichever strategy (or coverage metric, with another selector) asks for these types.
+            return extractor.fit(texts, cache=cache, ids=ids)
 
         if cache is None:
             return fit()
@@ -122,7 +123,7 @@ class Strategy:
             types = _restrict(types, within)
         if quota is None:
             selection = self.selector.select(types, n, level, seed)
-        elif "quota" in inspect.signature(self.selector.select).parameters:
+        elif holds_length_lock(self.selector):
             selection = self.selector.select(types, n, level, seed, quota=quota)
         else:
             raise ValueError(

@@ -100,6 +100,11 @@ def load_benchmark(
         if kind not in PACKAGE_SOURCES:
             raise ValueError(f"benchmark '{name}' has no offline copy: give a local path or a Hub id as its source")
         source = str(package_data_dir(kind))
+    if kind != "custom" and len(names) > 1 and Path(source).is_file():
+        raise ValueError(
+            f"benchmark '{name}' reads {len(names)} files ({', '.join(names.values())}): give the folder holding "
+            f"them as its source, not the file {source}"
+        )
     if kind == "custom":
         from evaluation.custom_benchmark import load_custom
 
@@ -144,14 +149,9 @@ def _read_json_rows(path: Path) -> list[dict]:
     text = path.read_text(encoding="utf-8")
     if text.lstrip().startswith("["):
         return json.loads(text)
-    rows = []
-    for line_no, line in enumerate(text.splitlines(), start=1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}, line {line_no}: invalid JSON ({err.msg})") from err
-    return rows
+    from core.jsonl import read_jsonl_objects
+
+    return [row for _, row in read_jsonl_objects(path)]
 
 
 def _field(row: dict, where: str, *keys: str | int) -> Any:
@@ -256,8 +256,9 @@ _PARSERS = {
 def configured_prompts(cfg_eval: Any) -> dict[str, list[str]]:
     """Every prompt of every benchmark an eval config names, for decontaminating the training pool.
 
-    Reads `cfg_eval.benchmarks.<name>` (source, files) and the IFBench scorer's source, ignoring `limit`: a
-    prompt left out of this run's subsample is still an evaluation prompt. Returns {} when evaluation is off.
+    Reads `cfg_eval.benchmarks.<name>` (source, files, and kind and fields for your own prompt files) and the
+    IFBench scorer's source, ignoring `limit`: a prompt left out of this run's subsample is still an evaluation
+    prompt. Returns {} when evaluation is off.
 
     Raises:
         ValueError: a configured benchmark cannot be loaded (offline Hub id, missing file), naming the fix.
@@ -270,9 +271,15 @@ def configured_prompts(cfg_eval: Any) -> dict[str, list[str]]:
         specs["ifbench"] = {"source": ifbench.get("source")}
     prompts = {}
     for name, spec in specs.items():
-        files = spec.get("files")
+        files, fields = spec.get("files"), spec.get("fields")
         try:
-            items = load_benchmark(name, spec.get("source"), files=dict(files) if files else None)
+            items = load_benchmark(
+                name,
+                spec.get("source"),
+                files=dict(files) if files else None,
+                kind=spec.get("kind"),
+                fields=dict(fields) if fields else None,
+            )
         except Exception as err:  # noqa: BLE001 - Hub, file and format errors alike: one line naming the fix
             raise ValueError(
                 f"decontamination needs the prompts of benchmark '{name}' (source {spec.get('source')}): "

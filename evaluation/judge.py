@@ -71,19 +71,16 @@ class HFJudge:
     device: str | None = None
 
     def complete(self, prompts: Sequence[str]) -> list[str]:
-        import torch
-        from transformers import AutoModelForCausalLM
+        from core.generate import generate_with_model
 
-        from core.assets import load_tokenizer, resolve_model_path
-        from core.generate import generate
-
-        device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        model = AutoModelForCausalLM.from_pretrained(resolve_model_path(self.name_or_path)).to(device)
-        tokenizer = load_tokenizer(self.name_or_path)
-        try:
-            return generate(model, tokenizer, prompts, self.max_new_tokens, self.batch_size, description="judging")
-        finally:
-            del model
+        return generate_with_model(
+            self.name_or_path,
+            prompts,
+            self.device,
+            max_new_tokens=self.max_new_tokens,
+            batch_size=self.batch_size,
+            description="judging",
+        )
 
 
 def load_template(path: str | Path | None = None) -> str:

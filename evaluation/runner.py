@@ -20,7 +20,6 @@ in `SCORERS` holding its `_target_` and parameters; a scorer is off when its key
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -28,6 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from core.jsonl import dump_json
 from evaluation.scorers.base import EvalContext, Scorer
 
 log = logging.getLogger(__name__)
@@ -113,7 +113,7 @@ def write_heldout_items(
 
     `items` are `SFTModule.val_items_` (the last validation, i.e. the final weights) or `score_pairs` output.
     """
-    from core.generate import save_jsonl
+    from core.jsonl import save_jsonl
 
     if len(items) != len(ids):
         raise ValueError(f"{len(items)} held-out scores for {len(ids)} held-out ids: the validation did not score all")
@@ -165,5 +165,5 @@ def score_base_model(
     scores, _ = evaluate(cfg_eval, model, tokenizer, out)
     metrics |= scores
     with atomic_write(out / "metrics.json") as fh:
-        json.dump({"model": model_name, **metrics}, fh, indent=2)
+        dump_json({"model": model_name, **metrics}, fh, indent=2)
     return metrics

@@ -10,7 +10,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-import run  # noqa: F401  (registers the `job_folder` resolver the hydra run dir uses)
+import run  # (registers the `job_folder` resolver the hydra run dir uses)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -139,10 +139,37 @@ def test_code_defaults_equal_the_yaml_defaults(compose_cfg):
     """A value left out of a config means the same in code as in the YAML a user reads."""
     import inspect
 
+    from core.cache import default_cache_root
     from diversity.metrics.subset import compute_subset_metrics
-    from training.module import LORA_DEFAULTS
+    from training.module import LORA_DEFAULTS, OPTIMIZER_DEFAULTS
 
     cfg = compose_cfg()
     assert OmegaConf.to_container(cfg.model.lora) == {"enabled": True, **LORA_DEFAULTS}
+    optimizer = OmegaConf.to_container(cfg.model.optimizer)
+    assert optimizer.pop("_target_") == "torch.optim.AdamW" and optimizer.pop("_partial_") is True
+    assert optimizer == OPTIMIZER_DEFAULTS
+    paths = OmegaConf.load(Path(run.__file__).parent / "conf/paths/default.yaml")
+    assert Path(paths.cache_dir) == default_cache_root()
+    from evaluation.analysis.plan import plan
+
+    plan_yaml = OmegaConf.load(Path(run.__file__).parent / "conf/plan/default.yaml")
+    defaults = inspect.signature(plan).parameters
+    for key, name in (("score", "score"), ("alpha", "alpha"), ("power", "target_power")):
+        assert plan_yaml[key] == defaults[name].default
     default = inspect.signature(compute_subset_metrics).parameters["self_bleu_samples"].default
     assert default == cfg.diversity.metrics.self_bleu_samples
+
+
+@pytest.mark.parametrize("group", ["jsonl", "hf_dataset"])
+def test_a_file_or_hub_pool_needs_its_source(compose_cfg, group):
+    """`source: ???` merged onto ShareGPT's source kept it: `data=jsonl` alone silently ran on ShareGPT."""
+    assert compose_cfg(f"data={group}").data.source is None  # refused by diversity.config_rules
+
+
+def test_a_length_controlled_sweep_job_has_its_own_folder(compose_cfg):
+    """An unlocked and a locked sweep of the same name wrote the same folder, the second over the first."""
+    folders = {
+        compose_cfg(*extra, hydra_cfg=True).hydra.sweep.subdir
+        for extra in ([], ["diversity.length.lock=true"], ["window=short"], ["diversity.length.window=[30,100]"])
+    }
+    assert len(folders) == 4 and any(folder.startswith("random_locked/") for folder in folders)

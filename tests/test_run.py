@@ -98,6 +98,8 @@ def test_select_mode_writes_manifest_without_training_or_lightning(tmp_path, tin
         ("diversity.n=100000", "but diversity.n=100000: lower diversity.n or data.heldout_size"),
         ("model.name_or_path=/no/such/model", "model '/no/such/model' not found"),
         ("strategy=no_such_strategy", "Could not find 'strategy/no_such_strategy'"),
+        ("data.source=null", "data.source: required"),  # data=jsonl alone ran on the inherited ShareGPT pool
+        ("diversity.length.lock=no", "diversity.length.lock='no': must be true or false"),  # bool("no") is True
     ],
 )
 def test_bad_input_fails_in_one_line_and_leaves_nothing(tmp_path, tiny_overrides, override, message):
@@ -189,3 +191,10 @@ def test_run_state_follows_pool_content_survives_a_bad_checkpoint_and_keeps_the_
     manifest = [json.loads(line) for line in (job / "subset.jsonl").read_text().splitlines()]
     edited = load_pool(str(pool))
     assert all(edited.sample_hash(m["pool_index"]) == m["sha256"] for m in manifest)
+
+
+def test_plan_from_a_pilot_without_the_score_fails_in_one_line(tmp_path):
+    result = run_cli(f"paths.root={tmp_path}", "mode=plan", "plan.pilot_sweep_dir=docs/results/factorial",
+                     "plan.score=eval/nope")  # fmt: skip
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "no pooled noise for score 'eval/nope'" in result.stderr and "set plan.score" in result.stderr

@@ -28,7 +28,8 @@ def enable_checkpointing(model: Any, every_n_layers: int) -> None:
     model.config.use_cache = False
 
 
-# LoRA settings a config leaves out: the same values as conf/model/smollm2_135m.yaml (a test keeps them equal).
+# Settings a config leaves out: the same values as conf/model/smollm2_135m.yaml (a test keeps them equal).
+OPTIMIZER_DEFAULTS: dict[str, Any] = {"lr": 2.0e-4, "weight_decay": 0.0}  # AdamW
 LORA_DEFAULTS: dict[str, Any] = {
     "r": 8,
     "alpha": 16,
@@ -239,7 +240,7 @@ class SFTModule(L.LightningModule):
         if self.optimizer_factory:
             optimizer = self.optimizer_factory(params, **fused)
         else:
-            optimizer = torch.optim.AdamW(params, lr=1e-4, **fused)
+            optimizer = torch.optim.AdamW(params, **OPTIMIZER_DEFAULTS, **fused)
         if not self.warmup_steps:
             return optimizer
         warmup = max(1, self.warmup_steps)

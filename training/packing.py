@@ -60,15 +60,6 @@ def pack(examples: list[dict[str, list[int]]], max_length: int) -> list[dict[str
     return packed
 
 
-def padding_efficiency(lengths: list[int], batch_size: int) -> float:
-    """Real tokens / padded tokens when consecutive rows of these lengths are batched and right-padded."""
-    real = sum(lengths)
-    padded = sum(
-        max(lengths[k : k + batch_size]) * len(lengths[k : k + batch_size]) for k in range(0, len(lengths), batch_size)
-    )
-    return real / padded if padded else 1.0
-
-
 @dataclass
 class PackedCollator(PadCollator):
     """Right-pads packed rows and returns `position_ids` instead of an attention mask.

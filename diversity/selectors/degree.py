@@ -38,7 +38,7 @@ from diversity.types import TypeAssignment
 
 log = logging.getLogger(__name__)
 
-PREVIEW = 20
+PREVIEW = 20  # types named in a selection's info: the most frequent covered ones
 DEGREES = tuple(i / 6 for i in range(7))  # the paper's seven degrees 0, 1/6, ..., 1: their one definition
 EXTRA_STREAMS = 8  # at most 2 * 8 extra Algorithm-2 runs when coverage misses k_target by > 0.5%
 K_MAX_DEFINITION = (

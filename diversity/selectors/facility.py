@@ -170,17 +170,21 @@ class FacilitySelector:
         if bad:
             raise ValueError(f"{type(self).__name__}: " + "; ".join(bad))
 
-    def _greedy(self, types: TypeAssignment, m: int, seed: int) -> tuple[np.ndarray, dict]:
+    def _graph(self, types: TypeAssignment, m: int, seed: int) -> tuple[sp.csr_matrix, dict]:
+        """The candidates' k-NN similarity graph, and the facts every greedy records about it."""
         emb = _embeddings(types, type(self).__name__)
         start = time.perf_counter()
         graph = knn_graph(emb, self.n_neighbors, self.cell_size, seed, self.block_size)
-        built = time.perf_counter()
-        log.info(
-            "facility graph of %d samples: %d edges in %.1f s; greedy for %d", len(emb), graph.nnz, built - start, m
-        )
+        seconds = time.perf_counter() - start
+        log.info("%s graph of %d samples: %d edges in %.1f s; greedy for %d", type(self).__name__, len(emb),
+                 graph.nnz, seconds, m)  # fmt: skip
+        return graph, {"graph_edges": int(graph.nnz), "graph_seconds": round(seconds, 2)}
+
+    def _greedy(self, types: TypeAssignment, m: int, seed: int) -> tuple[np.ndarray, dict]:
+        graph, facts = self._graph(types, m, seed)
+        start = time.perf_counter()
         chosen = lazy_greedy(graph, m)
-        facts = {"graph_edges": int(graph.nnz), "facility_value": facility_value(graph, chosen)}
-        facts.update(graph_seconds=round(built - start, 2), greedy_seconds=round(time.perf_counter() - built, 2))
+        facts.update(facility_value=facility_value(graph, chosen), greedy_seconds=round(time.perf_counter() - start, 2))
         return chosen, facts
 
     def select(self, types: TypeAssignment, n: int, level: float, seed: int) -> Selection:

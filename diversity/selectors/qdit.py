@@ -23,8 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from diversity.selectors.facility import CONFIG_RULES as FACILITY_RULES
-from diversity.selectors.facility import FacilitySelector, facility_value, knn_graph, lazy_greedy
-from diversity.selectors.kcenter import _embeddings
+from diversity.selectors.facility import FacilitySelector, facility_value, lazy_greedy
 from diversity.types import TypeAssignment
 
 log = logging.getLogger(__name__)
@@ -100,24 +99,19 @@ class QditSelector(FacilitySelector):
         return values
 
     def _greedy(self, types: TypeAssignment, m: int, seed: int) -> tuple[np.ndarray, dict]:
-        emb = _embeddings(types, type(self).__name__)
+        graph, facts = self._graph(types, m, seed)
         start = time.perf_counter()
-        graph = knn_graph(emb, self.n_neighbors, self.cell_size, seed, self.block_size)
-        built = time.perf_counter()
-        log.info("QDIT graph of %d samples: %d edges in %.1f s; greedy for %d", len(emb), graph.nnz, built - start, m)
         raw = self.scores(types, graph)
         span = raw.max() - raw.min()
         unit = (raw - raw.min()) / span if span > 0 else np.zeros_like(raw)
         scaled = unit * float(np.asarray(graph.sum(axis=1)).mean())
         chosen = lazy_greedy(graph, m, scaled, float(self.alpha))
-        facts = {
-            "graph_edges": int(graph.nnz),
-            "facility_value": facility_value(graph, chosen),
-            "alpha": float(self.alpha),
-            "quality": self.quality,
-            "quality_mean_pool": float(raw.mean()),
-            "quality_mean_chosen": float(raw[chosen].mean()),
-            "graph_seconds": round(built - start, 2),
-            "greedy_seconds": round(time.perf_counter() - built, 2),
-        }
+        facts.update(
+            facility_value=facility_value(graph, chosen),
+            alpha=float(self.alpha),
+            quality=self.quality,
+            quality_mean_pool=float(raw.mean()),
+            quality_mean_chosen=float(raw[chosen].mean()),
+            greedy_seconds=round(time.perf_counter() - start, 2),
+        )
         return chosen, facts

@@ -9,7 +9,9 @@ the same length distribution.
 from __future__ import annotations
 
 import hashlib
+import inspect
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -65,3 +67,9 @@ class Quota:
             members = free[self.stratum[free] == s]
             picks.append(rng.choice(members, size=int(left[s]), replace=False))
         return np.sort(np.concatenate(picks)).astype(np.int64)
+
+
+def holds_length_lock(selector: Any) -> bool:
+    """Whether a selector (instance or class) can hold a length lock: its `select` takes the lock's `quota`.
+    The one test of it, for the config check before any work and for `Strategy.select` at run time."""
+    return "quota" in inspect.signature(selector.select).parameters

@@ -49,7 +49,7 @@ class JsonlTagger:
         path = Path(self.path)
         if not path.exists():
             raise FileNotFoundError(f"JsonlTagger: tags file not found: {path}")
-        from core.generate import read_jsonl_objects
+        from core.jsonl import read_jsonl_objects
 
         rows = []
         for lineno, row in read_jsonl_objects(path):

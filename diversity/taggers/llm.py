@@ -156,18 +156,12 @@ class LLMTagger:
 
     def _generate_local(self, prompts: list[str]) -> list[str]:
         """Greedy, batched answers of a local causal LM through the project's one generation loop."""
-        import torch
-        from transformers import AutoModelForCausalLM
+        from core.generate import generate_with_model
 
-        from core.assets import load_tokenizer, resolve_model_path
-        from core.generate import generate
-
-        device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        model = AutoModelForCausalLM.from_pretrained(resolve_model_path(self.model)).to(device)
-        return generate(
-            model,
-            load_tokenizer(self.model),
+        return generate_with_model(
+            self.model,
             prompts,
+            self.device,
             max_new_tokens=self.max_new_tokens,
             batch_size=self.batch_size,
             progress=self.progress,

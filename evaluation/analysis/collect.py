@@ -14,19 +14,26 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from core.cache import atomic_write
+from core.cache import atomic_write, file_sha256
 
 __all__ = [
+    "BASE_MODEL",
     "GRANULARITIES",
     "collect_runs",
     "collect_wandb_runs",
     "diversity_metric_keys",
+    "drop_repeated_baselines",
+    "is_baseline",
+    "is_random",
+    "matching_random",
     "score_keys",
     "strategy_label",
     "write_csv",
 ]
 
 GRANULARITIES = ("macro", "meso", "micro")
+SCORE_PREFIXES = ("eval/", "heldout/")  # outcome columns
+BASE_MODEL = "Base model"  # the label of the untrained model's run (0 steps), scored once per sweep
 RUN_FILES = ("config.yaml", "selection.json", "subset_metrics.json", "metrics.json", "DONE")
 SKIP_DIRS = {".hydra", "analysis", "checkpoints", "model", "generations", "verdicts", "wandb"}
 
@@ -144,6 +151,8 @@ def _read_run(run_dir: Path, sweep_dir: Path) -> dict[str, Any]:
     if isinstance(drift.get("mean"), int | float):
         row["mean_response_tokens"] = float(drift["mean"])
         row["response_length_ks"] = float(drift.get("ks", math.nan))
+    if (run_dir / "subset.jsonl").is_file():  # which samples it trained on, to recognise exact repeats
+        row["subset_hash"] = file_sha256(run_dir / "subset.jsonl")[:16]
     info = sel.get("info") if isinstance(sel.get("info"), dict) else {}
     # Degree 0 of some selectors picks one subset whatever the seed: those runs are one observation.
     row["subset_independent_of_seed"] = bool(info.get("subset_independent_of_seed", False))
@@ -151,8 +160,53 @@ def _read_run(run_dir: Path, sweep_dir: Path) -> dict[str, Any]:
         row.update(_numeric(_read_json(run_dir / "subset_metrics.json"), run_dir / "subset_metrics.json"))
     row.update(_numeric(_read_json(run_dir / "metrics.json"), run_dir / "metrics.json"))
     if row.get("train/steps") == 0:  # the untrained base model, scored once per sweep: the effects' denominator
-        row["strategy"] = "Base model"
+        row["strategy"] = BASE_MODEL
     return row
+
+
+def is_random(label: str) -> bool:
+    """A random baseline's label: `Random`, `Random [30-100 tokens, locked]`, `Random (ablation)`."""
+    return label.split(" ", 1)[0] == "Random"
+
+
+def is_baseline(label: str) -> bool:
+    """A run with no degree to vary (a random baseline or the base model): it gets no slope and is not a cell
+    of the degree design (it does not decide whether seeds are paired)."""
+    return is_random(label) or label == BASE_MODEL
+
+
+def drop_repeated_baselines(runs: Sequence[dict]) -> tuple[list[dict], list[str]]:
+    """Random-baseline runs that repeat another exactly, kept once, and a note saying how many.
+
+    Random ignores the degree, so a sweep over degrees trains it on one subset per seed several times (the
+    `smoke_grid` preset does): identical subset, seed and scores. Counted as replicates they would add residual
+    degrees of freedom with zero noise, and the pooled tables would call effects with t ~ 1e10. O(runs).
+    """
+    seen: set[tuple] = set()
+    kept, dropped = [], 0
+    for r in runs:
+        if is_random(str(r.get("strategy"))) and r.get("subset_hash"):
+            scores = tuple(sorted((k, v) for k, v in r.items() if k.startswith(SCORE_PREFIXES)))
+            key = (r["strategy"], r.get("model"), r.get("n"), r.get("seed"), r["subset_hash"], scores)
+            if key in seen:
+                dropped += 1
+                continue
+            seen.add(key)
+        kept.append(r)
+    note = (
+        f"{dropped} random run(s) repeat another exactly (same subset, seed and scores: random ignores the degree), "
+        "so each is counted once"
+    )
+    return kept, [note] if dropped else []
+
+
+def matching_random(label: str, labels: Iterable[str]) -> str | None:
+    """The random baseline a strategy is compared with: the one with the same length control
+    (`R-Micro [30-100 tokens, locked]` -> `Random [30-100 tokens, locked]`; `R-Micro` -> `Random`), or None when
+    the sweep has none: a length-controlled strategy is never compared with a baseline of other lengths."""
+    bracket = label.find(" [")
+    same_control = "Random" + (label[bracket:] if bracket >= 0 else "")
+    return same_control if same_control in set(labels) else None
 
 
 def _length_control(sel: dict, cfg: dict) -> tuple[list[int] | None, bool]:
@@ -231,7 +285,7 @@ def collect_wandb_runs(project: str, group: str, entity: str | None = None) -> l
 
 def score_keys(runs: Sequence[dict]) -> list[str]:
     """The outcome columns: every `eval/...` and `heldout/...` key present in any run, sorted."""
-    keys = {k for row in runs for k in row if k.startswith(("eval/", "heldout/"))}
+    keys = {k for row in runs for k in row if k.startswith(SCORE_PREFIXES)}
     return sorted(keys)
 
 

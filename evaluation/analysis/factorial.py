@@ -196,14 +196,10 @@ def factorial_table(
     """
     rows = []
     for score in scores:
-        try:
-            fit = factorial_fit(runs, score, window, diversity, seed=seed, order=order)
-        except (np.linalg.LinAlgError, ValueError) as err:  # e.g. too few complete cells, or no seed variance
-            try:
-                fit = factorial_fit(runs, score, window, diversity, seed=seed, order=order, paired=False)
-            except (np.linalg.LinAlgError, ValueError):
-                rows.append({"score": score, "effect": "all", "missing": f"no factorial fit: {err}"})
-                continue
+        fit, err = _paired_else_unpaired_fit(runs, score, window, diversity, seed, order)
+        if fit is None:
+            rows.append({"score": score, "effect": "all", "missing": f"no factorial fit: {err}"})
+            continue
         contrasts = paired_contrasts(runs, score, window, diversity, fit.levels, seed=seed)
         w0, w1 = fit.levels["window"]
         for effect in (*EFFECTS, f"diversity@{w0}", f"diversity@{w1}"):
@@ -218,6 +214,18 @@ def factorial_table(
                 row.update(flip_mean=flip["mean"], flip_p=flip["p"], flip_exact=flip["exact"], seeds=flip["m"])
             rows.append(row)
     return rows
+
+
+def _paired_else_unpaired_fit(runs, score, window, diversity, seed, order) -> tuple[Any, Exception | None]:
+    """The seed-paired fit, or the plain OLS one when pairing cannot be fitted (e.g. no seed variance); (None, the
+    paired fit's error) when neither can (e.g. too few complete cells)."""
+    first_error: Exception | None = None
+    for paired in (True, False):
+        try:
+            return factorial_fit(runs, score, window, diversity, seed=seed, order=order, paired=paired), None
+        except (np.linalg.LinAlgError, ValueError) as err:
+            first_error = first_error or err
+    return None, first_error
 
 
 @dataclass(frozen=True)
@@ -264,6 +272,7 @@ def baseline_table(runs: Sequence[dict], scores: Sequence[str], window: str = "l
             for w in sorted({str(r.get(window) or "") for r in randoms}, key=_window_start)
         ]:
             values = np.array([r[score] for r in members if isinstance(r.get(score), int | float)], dtype=float)
+            values = values[np.isfinite(values)]  # a run that failed to score is not a baseline value
             if values.size:
                 sd = float(values.std(ddof=1)) if values.size > 1 else float("nan")
                 rows.append(

@@ -111,9 +111,9 @@ def fit_linear(
         design: `n x p` fixed-effect design of full column rank (no column for the seed).
         y: Responses, length n.
         names: Column names.
-        groups: Seed label per row; None fits OLS. With groups, statsmodels `MixedLM` (REML, lbfgs) fits the
-            seed intercept; its boundary warnings (seed variance estimated at 0) are silenced because a zero
-            seed variance is a legitimate answer, reported as `sigma_seed = 0`.
+        groups: Seed label per row; None fits OLS. With groups, statsmodels `MixedLM` (REML, on standardised y,
+            optimisers tried in turn) fits the seed intercept; its boundary warnings (seed variance estimated at
+            0) are silenced because a zero seed variance is a legitimate answer, reported as `sigma_seed = 0`.
 
     Returns:
         The fit as a `LinearFit`.
@@ -125,19 +125,50 @@ def fit_linear(
         xtx_inv = np.linalg.inv(design.T @ design)
         cov = float(sigma) ** 2 * xtx_inv
         return LinearFit(tuple(names), coef, cov, float(df), float(sigma), float("nan"), y.size, "ols")
+    labels = np.unique(np.asarray(groups), return_inverse=True)[1]
+    sizes = np.bincount(labels)
+    if sizes.size < 2 or sizes.max() < 2:  # a seed intercept is then confounded with the intercept or the residual
+        raise ValueError(f"a seed intercept needs >= 2 seeds and a seed with >= 2 runs; got {sizes.size} seed(s), "
+                         f"largest with {sizes.max()} run(s)")  # fmt: skip
+    # Fitted on y centred and scaled to unit sd: a score whose noise is ~1e-3 of its level makes the optimiser's
+    # Hessian singular on raw values. Centring shifts only the intercept, so it is done only when X spans 1.
+    p = design.shape[1]
+    ones = np.ones_like(y)
+    intercept_weights = np.linalg.lstsq(design, ones, rcond=None)[0]
+    centre = float(y.mean()) if np.allclose(design @ intercept_weights, ones) else 0.0
+    scale = float(y.std()) or 1.0
+    result = _mixedlm_reml(design, (y - centre) / scale, labels)
+    coef = scale * np.asarray(result.fe_params) + centre * intercept_weights
+    cov = scale**2 * np.asarray(result.cov_params())[:p, :p]
+    df = float(y.size - p - (labels.max()))
+    sigma = scale * float(np.sqrt(result.scale))
+    sigma_seed = scale * float(np.sqrt(max(float(np.asarray(result.cov_re).ravel()[0]), 0.0)))
+    return LinearFit(tuple(names), coef, cov, df, sigma, sigma_seed, y.size, "mixedlm")
+
+
+MIXEDLM_OPTIMISERS = ("lbfgs", "bfgs", "cg", "powell", "nm")
+"""Tried in turn until one converges to a finite likelihood and standard errors."""
+
+
+def _mixedlm_reml(design: np.ndarray, z: np.ndarray, labels: np.ndarray):
+    """statsmodels' REML fit of a seed random intercept, by the first optimiser in `MIXEDLM_OPTIMISERS` that
+    converges; ValueError naming each optimiser's failure when none does."""
     import statsmodels.api as sm
 
-    labels = np.unique(np.asarray(groups), return_inverse=True)[1]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # ConvergenceWarning on the boundary, see the docstring
-        result = sm.MixedLM(y, design, groups=labels).fit(reml=True, method=["lbfgs"])
-    p = design.shape[1]
-    cov = np.asarray(result.cov_params())[:p, :p]
-    df = float(y.size - p - (labels.max()))
-    sigma_seed = float(np.sqrt(max(float(np.asarray(result.cov_re).ravel()[0]), 0.0)))
-    return LinearFit(
-        tuple(names), np.asarray(result.fe_params), cov, df, float(np.sqrt(result.scale)), sigma_seed, y.size, "mixedlm"
-    )
+    failures = []
+    for optimiser in MIXEDLM_OPTIMISERS:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # ConvergenceWarning on the boundary, see fit_linear's docstring
+            try:
+                result = sm.MixedLM(z, design, groups=labels).fit(reml=True, method=[optimiser])
+            except (np.linalg.LinAlgError, ValueError) as err:
+                failures.append(f"{optimiser}: {err}")
+                continue
+        finite = np.isfinite(result.llf) and np.all(np.isfinite(np.asarray(result.cov_params())))
+        if result.converged and finite:  # lbfgs can report convergence at an infinite likelihood
+            return result
+        failures.append(f"{optimiser}: did not converge")
+    raise ValueError(f"the seed-intercept model did not converge ({'; '.join(failures)})")
 
 
 def holm(pvalues: Sequence[float] | np.ndarray) -> np.ndarray:

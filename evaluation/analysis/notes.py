@@ -8,6 +8,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from evaluation.analysis.collect import is_baseline, is_random
+
 __all__ = ["MIN_LEVELS", "format_pm", "format_value", "score_label", "sweep_notes"]
 
 MIN_LEVELS = 3  # degrees a slope needs: two points always fit a line, so two degrees say nothing about its error
@@ -56,7 +58,7 @@ def sweep_notes(runs: Sequence[dict], incomplete: Sequence[dict], long_rows: Seq
     designs = {key[:2] for key in per_strategy}
     for (model, n, strategy), row in per_strategy.items():
         where = f"{strategy}" + (f" (model {model}, n={n})" if len(designs) > 1 else "")
-        if strategy != "Random" and row.get("n_levels", 0) < MIN_LEVELS:
+        if not is_baseline(strategy) and row.get("n_levels", 0) < MIN_LEVELS:
             mine = [r for r in runs if (r["strategy"], r.get("model") or "", r.get("n")) == (strategy, model, n)]
             levels = sorted({r["level"] for r in mine})
             notes.append(
@@ -71,7 +73,7 @@ def sweep_notes(runs: Sequence[dict], incomplete: Sequence[dict], long_rows: Seq
             )
     strategies = {key[2] for key in per_strategy}
     unfinished_random = [r for r in incomplete if "random" in str(r.get("run_dir", "")).lower()]
-    if "Random" not in strategies:
+    if not any(is_random(s) for s in strategies):
         state = f"{len(unfinished_random)} run(s) unfinished" if unfinished_random else "no run"
         notes.append(f"random baseline: {state}, so there is no 'vs random' comparison")
     elif unfinished_random:

@@ -1,6 +1,7 @@
 """`mode=plan`: before spending compute, what a proposed grid can detect and what it costs.
 
-From a pilot sweep's seed noise (the pooled residual sd of `noise_table`, or a given sigma) and its step time
+From a pilot sweep's noise (the pooled residual sd of `noise_table`, within seed when the pilot paired its seeds;
+or a given sigma) and its step time
 (`run.log`'s "training finished: N step(s) in T" lines, or a given time), for a grid of strategies x degrees x
 seeds x lock it prints the minimum detectable effect (MDE) at two-sided alpha and the asked power:
 
@@ -30,6 +31,19 @@ from scipy import stats as sps
 
 __all__ = ["PlanReport", "main", "mde", "pilot_noise", "pilot_step_seconds", "plan", "power"]
 
+PLAN_KEYS = (
+    "pilot_sweep_dir",
+    "sigma",
+    "step_seconds",
+    "grid",
+    "factorial",
+    "score",
+    "alpha",
+    "target_power",
+    "sigma_df",
+)
+"""`plan()`'s arguments a config may set; one it leaves out (or nulls) keeps `plan()`'s default, which
+`tests/test_configs.py` keeps equal to conf/plan/default.yaml."""
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "conf" / "plan" / "default.yaml"
 FINISHED = re.compile(r"training finished: (\d+) step\(s\) in (\d+h\d{2}m|\d+m\d{2}s|\d+s)")
 
@@ -72,17 +86,23 @@ def pilot_step_seconds(sweep_dir: str | Path) -> tuple[float, int] | None:
 
 
 def pilot_noise(sweep_dir: str | Path, score: str) -> tuple[float, float, str]:
-    """`(sigma, df, method)` of the pilot's pooled model for `score` (the per-run sd around a cell's mean)."""
-    from evaluation.analysis.collect import collect_runs
+    """`(sigma, df, method)` of the pilot's pooled model for `score`: the within-seed residual sd when the pilot
+    paired its seeds (MixedLM; the designs planned here are paired, so a seed's shared shift cancels in every
+    contrast), else the per-run sd around a cell's mean (which then includes that shift: conservative)."""
+    from evaluation.analysis.collect import collect_runs, drop_repeated_baselines
     from evaluation.analysis.pooled import noise_table
 
-    runs, _ = collect_runs(sweep_dir)
+    runs = drop_repeated_baselines(collect_runs(sweep_dir)[0])[0]
     rows = [r for r in noise_table(runs, [score]) if "sigma_run" in r]
     if not rows:
         have = sorted({k for r in runs for k in r if k.startswith(("eval/", "heldout/"))})
-        raise ValueError(f"{sweep_dir}: no pooled noise for score {score!r} ({len(runs)} finished runs; scores {have})")
+        raise ValueError(
+            f"{sweep_dir}: no pooled noise for score {score!r} ({len(runs)} finished runs; scores {have}): "
+            "set plan.score to one of those"
+        )
     row = max(rows, key=lambda r: r["df"])
-    return float(row["sigma_run"]), float(row["df"]), str(row["method"])
+    sigma = row["sigma_pooled"] if row["method"] == "mixedlm" else row["sigma_run"]
+    return float(sigma), float(row["df"]), str(row["method"])
 
 
 @dataclass(frozen=True)
@@ -99,6 +119,8 @@ class PlanReport:
     rows: list[dict[str, Any]] = field(default_factory=list)
     """One per design line: `design`, `effect`, `jobs`, `se`, `df`, `mde`, optional `mde_per_bit`,
     `power_at_target`, and the compute `hours`."""
+    score: str = ""
+    """The score the noise (and any target effect) is measured on."""
 
     def format(self) -> str:
         """Plain-text table for the console and the experiment file."""
@@ -113,6 +135,12 @@ class PlanReport:
                 f"{r['design']:<44} {r['effect']:<26} {r['jobs']:>5} {r['hours']:>6.2f} {r['se']:>9.3g} "
                 f"{r['df']:>4.0f} {r['mde']:>9.3g} {per_bit:>9}"
                 + (f"  power at {r['target']:.3g}: {r['power_at_target']:.2f}" if "power_at_target" in r else "")
+            )
+        targets = sorted({r["target"] for r in self.rows if "target" in r})
+        if targets:
+            lines.append(
+                f"note: target effects {', '.join(f'{t:.3g}' for t in targets)} are read as effects on {self.score}; "
+                "for another score set plan.grid.target_slope and plan.factorial.target in its units"
             )
         if self.sigma_df < 10:
             upper = self.sigma * math.sqrt(self.sigma_df / sps.chi2.ppf(0.1, self.sigma_df))
@@ -165,7 +193,8 @@ def plan(
         if pilot_sweep_dir is None:
             raise ValueError("plan: give sigma or pilot_sweep_dir (plan.sigma / plan.pilot_sweep_dir)")
         sigma, sigma_df, method = pilot_noise(pilot_sweep_dir, score)
-        sigma_source = f"pooled {method} sd of {score} in {pilot_sweep_dir}, {sigma_df:.0f} df"
+        kind = "within-seed residual" if method == "mixedlm" else "per-run"
+        sigma_source = f"pooled {kind} sd ({method}) of {score} in {pilot_sweep_dir}, {sigma_df:.0f} df"
     else:
         sigma_source, sigma_df = "given", math.inf if sigma_df is None else sigma_df
     if step_seconds is None:
@@ -202,7 +231,9 @@ def plan(
                            ("window x diversity", 2.0)):  # fmt: skip
             rows.append(_row(design, effect, jobs, jobs * job, sigma * sd / math.sqrt(m), m - 1, alpha,
                              target_power, f.get("entropy_bits"), f.get("target")))  # fmt: skip
-    return PlanReport(sigma, float(sigma_df), sigma_source, float(step_seconds), step_source, alpha, target_power, rows)
+    return PlanReport(
+        sigma, float(sigma_df), sigma_source, float(step_seconds), step_source, alpha, target_power, rows, score
+    )
 
 
 def main(cfg: Mapping[str, Any] | None = None, **overrides: Any) -> PlanReport:
@@ -223,16 +254,7 @@ def main(cfg: Mapping[str, Any] | None = None, **overrides: Any) -> PlanReport:
     except ImportError:  # pragma: no cover (omegaconf is a dependency)
         pass
     conf = {**dict(cfg), **overrides}
-    report = plan(
-        pilot_sweep_dir=conf.get("pilot_sweep_dir"),
-        sigma=conf.get("sigma"),
-        step_seconds=conf.get("step_seconds"),
-        grid=conf.get("grid"),
-        factorial=conf.get("factorial"),
-        score=conf.get("score", "eval/reference_loss/mtbench_loss"),
-        alpha=float(conf.get("alpha", 0.05)),
-        target_power=float(conf.get("power", 0.8)),
-        sigma_df=conf.get("sigma_df"),
-    )
+    conf["target_power"] = conf.pop("power", None)  # the YAML's name for plan()'s `target_power`
+    report = plan(**{key: value for key, value in conf.items() if key in PLAN_KEYS and value is not None})
     print(report.format())
     return report

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from evaluation.analysis.collect import is_baseline, is_random
 from evaluation.analysis.linear import LinearFit, fit_linear, holm
 
 __all__ = [
@@ -69,10 +70,11 @@ def covariate_values(runs: Sequence[dict], name: str) -> tuple[np.ndarray, str] 
 
 
 def seeds_paired(runs: Sequence[dict]) -> bool:
-    """True when >= 2 seed indices run in every non-random (strategy, level) cell, so seed is a paired factor."""
+    """True when >= 2 seed indices run in every (strategy, level) cell of the degree design, so seed is a paired
+    factor; baselines (random, base model) are not cells of that design and do not decide it."""
     cells: dict[tuple, set] = {}
     for r in runs:
-        if r["strategy"] != "Random":
+        if not is_baseline(r["strategy"]):
             cells.setdefault((r["strategy"], r["level"]), set()).add(r.get("seed"))
     if len(cells) < 2:
         return False
@@ -112,7 +114,7 @@ def build_design(
         names.append(s)
     for s in strategies:
         mine = who == s
-        if s != "Random" and np.unique(xs[mine]).size >= min_levels:
+        if not is_baseline(s) and np.unique(xs[mine]).size >= min_levels:
             columns.append(np.where(mine, xs, 0.0))
             names.append(f"{s}:slope")
             sloped.append(s)
@@ -137,7 +139,11 @@ def _fit(runs: Sequence[dict], score: str, x: str, covariate: str | None) -> tup
     design, names, sloped = build_design(runs, x, cov)
     y = np.array([_num(r, score) for r in runs])
     groups = [r.get("seed") for r in runs] if paired else None
-    return fit_linear(design, y, names, groups), sloped, runs
+    fit = fit_linear(design, y, names, groups)
+    if not fit.sigma > 1e-9 * max(float(np.abs(y).max()), 1e-300):  # else every t is ~1e10
+        raise ValueError(f"no residual noise (sigma {fit.sigma:.2g} on {fit.df:.0f} df): the runs repeat each other "
+                         "exactly, so no slope can be tested")  # fmt: skip
+    return fit, sloped, runs
 
 
 def _call(p_adj: float, slope: float, better_up: bool) -> str:
@@ -238,12 +244,9 @@ def noise_table(runs: Sequence[dict], scores: Sequence[str]) -> list[dict[str, A
             except ValueError as err:
                 rows.append({**row, "missing": str(err)})
                 continue
-            rand = np.array([_num(r, score) for r in group if r["strategy"] == "Random"])
-            rand = rand[np.isfinite(rand)]
             row.update(
                 method=fit.method, n_runs=len(used), sigma_pooled=fit.sigma, df=fit.df, sigma_seed_re=fit.sigma_seed,
-                sigma_run=fit.sigma_run, random_mean=float(rand.mean()) if rand.size else NAN,
-                random_sd=float(rand.std(ddof=1)) if rand.size > 1 else NAN, random_runs=int(rand.size),
+                sigma_run=fit.sigma_run, **_random_spread(group, score),
             )  # fmt: skip
             length = covariate_values(used, "log_mean_response_tokens")
             if length is not None:
@@ -256,3 +259,21 @@ def noise_table(runs: Sequence[dict], scores: Sequence[str]) -> list[dict[str, A
                 )  # fmt: skip
             rows.append(row)
     return rows
+
+
+def _random_spread(runs: Sequence[dict], score: str) -> dict[str, Any]:
+    """The random baselines' mean (when there is one baseline; per-window baselines differ by design), their sd
+    pooled within baselines, and how many runs they have."""
+    groups: dict[str, np.ndarray] = {}
+    for label in {r["strategy"] for r in runs if is_random(r["strategy"])}:
+        values = np.array([_num(r, score) for r in runs if r["strategy"] == label])
+        groups[label] = values[np.isfinite(values)]
+    runs_total = sum(v.size for v in groups.values())
+    df = sum(max(v.size - 1, 0) for v in groups.values())
+    pooled_var = sum(float(((v - v.mean()) ** 2).sum()) for v in groups.values() if v.size > 1) / df if df else NAN
+    (only,) = groups.values() if len(groups) == 1 else (np.array([]),)
+    return {
+        "random_mean": float(only.mean()) if only.size else NAN,
+        "random_sd": float(np.sqrt(pooled_var)),
+        "random_runs": int(runs_total),
+    }

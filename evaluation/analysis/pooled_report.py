@@ -75,8 +75,7 @@ def print_pooled(pooled: Sequence[dict], entropy: Sequence[dict], noise: Sequenc
         )
         console.print(
             f"[analysis] noise {r['score']} ({r['model']}, n={r['n']}): pooled residual sd "
-            f"{format_value(r['sigma_pooled'], 2)} on {r['df']:.0f} df ({r['method']}){seed}; random "
-            f"{format_value(r['random_mean'], 5)} ± {format_value(r['random_sd'], 2)} ({r['random_runs']} runs)"
+            f"{format_value(r['sigma_pooled'], 2)} on {r['df']:.0f} df ({r['method']}){seed}{_random_words(r)}"
             f"{length}"
         )
     designs = sorted({(r["model"], r["n"]) for r in pooled}, key=str)
@@ -122,3 +121,13 @@ def pooled_notes(
         if r.get("missing"):
             notes.append(f"{r['adjustment']} {r['score']}: {r['missing']}")
     return notes
+
+
+def _random_words(row: dict) -> str:
+    """`; random 0.91798 ± 0.0018 (3 runs)`, or the within-baseline sd when there is one baseline per window."""
+    if not row.get("random_runs"):
+        return ""
+    sd = format_value(row["random_sd"], 2)
+    if math.isfinite(row.get("random_mean", math.nan)):
+        return f"; random {format_value(row['random_mean'], 5)} ± {sd} ({row['random_runs']} runs)"
+    return f"; random baselines: sd {sd} within baselines ({row['random_runs']} runs)"

@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from core.cache import atomic_write
-from evaluation.analysis.collect import collect_runs, score_keys, write_csv
+from evaluation.analysis.collect import collect_runs, drop_repeated_baselines, is_baseline, score_keys, write_csv
+from evaluation.analysis.factorial import FactorialDesign, find_design
 from evaluation.analysis.notes import format_pm, format_value, score_label, sweep_notes
-from evaluation.analysis.plots import COMPONENTS, correlation_heatmap, save_figure, score_vs_degree
+from evaluation.analysis.plots import COMPONENTS, correlation_heatmap, factorial_plot, save_figure, score_vs_degree
 from evaluation.analysis.pooled import entropy_table, noise_table, pooled_slopes, primary_scores
 from evaluation.analysis.pooled_report import ENTROPY_COLUMNS, NOISE_COLUMNS, POOLED_COLUMNS, pooled_notes, print_pooled
 from evaluation.analysis.tables import STAT_COLUMNS, metric_correlations, slope_table, widen
@@ -44,8 +45,10 @@ def analyze(
     sweep: slopes with a residual sigma pooled across strategies, a seed random intercept when seeds are paired,
     unadjusted and adjusted for each covariate present, Holm-corrected calls; `evaluation.analysis.pooled`),
     `entropy_slopes.csv` (effects per bit of response token entropy with the achieved range), `noise.csv` (pooled
-    sigma, seed sd, how well log length alone fits), `score_vs_degree_<score>.png` (Figure 3 style with a
-    +/- sigma_seed band around the random mean, one per score and model/n), `metric_correlations.png` (Figure
+    sigma, seed sd, how well log length alone fits), `factorial.csv` and `factorial.png` (for a window x degree
+    design: the fit, the sign-flip tests and every paired seed drawn), `baselines.csv` (base model, random per
+    window), `score_vs_degree_<score>.png` (Figure 3 style with a
+    +/- sigma_seed band around each random mean, one per score and model/n), `metric_correlations.png` (Figure
     4 style heatmap; left out, with a note, while no metric-score pair has 3 runs with varying values) and
     `notes.txt` (what a small or partial sweep lacks: degrees for a slope, the random baseline, runs per degree,
     runs merged into one point; what the pooled tables rest on).
@@ -73,6 +76,7 @@ def analyze(
     sweep_dir = Path(sweep_dir)
     out = Path(out_dir) if out_dir is not None else sweep_dir / "analysis"
     runs, incomplete = collect_runs(sweep_dir)
+    runs, repeat_notes = drop_repeated_baselines(runs)
     files: dict[str, Path] = {"incomplete": write_csv(out / "incomplete.csv", incomplete, ["run_dir", "reason"])}
     if not quiet and incomplete:
         print(f"[analysis] {len(incomplete)} incomplete run(s) (listed in {files['incomplete']}):")
@@ -103,9 +107,12 @@ def analyze(
     files["entropy_slopes"] = write_csv(out / "entropy_slopes.csv", entropy, ENTROPY_COLUMNS)
     files["noise"] = write_csv(out / "noise.csv", noise, NOISE_COLUMNS)
     band = {(r["model"], r["n"], r["score"]): r.get("sigma_run") for r in noise}
-    factorial, baselines = _factorial(runs, primary)
+    design = find_design(runs)
+    factorial, baselines = _factorial(design, runs, primary)
     if factorial:
         files["factorial"] = write_csv(out / "factorial.csv", factorial)
+        title = f"{design.strategy}: length window x degree, paired seeds"
+        files["plot/factorial"] = save_figure(factorial_plot(design, baselines, primary, title), out / "factorial.png")
     if baselines:
         files["baselines"] = write_csv(out / "baselines.csv", baselines)
 
@@ -117,7 +124,7 @@ def analyze(
             sigma = band.get((model, n, score))
             fig = score_vs_degree(members, score, x=x, title=f"{score} (model {model}, n={n})", sigma_seed=sigma)
             files[f"plot/{score}{suffix}"] = save_figure(fig, out / f"score_vs_degree_{_slug(score)}{suffix}.png")
-    notes = sweep_notes(runs, incomplete, long_rows) + pooled_notes(runs, pooled, scores, primary)
+    notes = repeat_notes + sweep_notes(runs, incomplete, long_rows) + pooled_notes(runs, pooled, scores, primary)
     if _any_correlation(correlations):
         fig = correlation_heatmap(correlations, scores)
         files["plot/metric_correlations"] = save_figure(fig, out / "metric_correlations.png")
@@ -160,12 +167,13 @@ def analyze(
     }
 
 
-def _factorial(runs: Sequence[dict], scores: Sequence[str]) -> tuple[list[dict], list[dict]]:
-    """The 2 x 2 window x degree table (mixed model beside the exact sign-flip test) when the sweep is that design,
-    and the base-model and per-window random baselines when the sweep has them."""
-    from evaluation.analysis.factorial import baseline_table, factorial_table, find_design
+def _factorial(
+    design: FactorialDesign | None, runs: Sequence[dict], scores: Sequence[str]
+) -> tuple[list[dict], list[dict]]:
+    """The 2 x 2 window x degree table (mixed model beside the exact sign-flip test) when the sweep is that design
+    (`find_design`), and the base-model and per-window random baselines when the sweep has them."""
+    from evaluation.analysis.factorial import baseline_table, factorial_table
 
-    design = find_design(runs)
     rows = []
     if design is not None:
         order = {"window": design.windows, "diversity": design.levels}
@@ -234,8 +242,8 @@ def print_headline(long_rows: Sequence[dict], scores: Sequence[str], max_scores:
             r = keyed.get((*key, score), {})
             if not r:
                 cells.append("no run with this score")
-            elif key[2] == "Random":
-                cells.append(f"mean {format_value(r.get('random_mean'), 4)}\n{r.get('n_runs', 0)} run(s)")
+            elif is_baseline(key[2]):
+                cells.append(f"mean {format_value(r.get('best_mean'), 4)}\n{r.get('n_runs', 0)} run(s)")
             else:
                 cells.append(_cell(r))
         label = [str(key[0]), str(key[1]), key[2]] if len(designs) > 1 else [key[2]]

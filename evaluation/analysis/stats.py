@@ -169,6 +169,10 @@ def spearman(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return pearson(sps.rankdata(x, axis=-1), sps.rankdata(y, axis=-1))
 
 
+MIN_BOOTSTRAP_RUNS = 6
+MAX_DEGENERATE_SHARE = 0.05
+
+
 def bootstrap_ci(
     x: Sequence[float] | np.ndarray,
     y: Sequence[float] | np.ndarray,
@@ -195,13 +199,16 @@ def bootstrap_ci(
         confidence: Coverage of the two-sided interval.
 
     Returns:
-        `(low, high)`; NaN when fewer than three runs or every resample is degenerate.
+        `(low, high)`; NaN below `MIN_BOOTSTRAP_RUNS` runs (a resample of 3 runs holds at most 3 distinct points,
+        often 2, whose correlation is +-1 by construction: study 1's "95% CI [-1, -0.984]" with p 0.11) or when
+        more than `MAX_DEGENERATE_SHARE` of the resamples have no defined statistic (dropping them would bias
+        the interval).
     """
     x = np.asarray(x, dtype=float).ravel()
     y = np.asarray(y, dtype=float).ravel()
     if x.shape != y.shape:
         raise ValueError(f"bootstrap_ci: x has {x.size} points but y has {y.size}")
-    if x.size < 3:
+    if x.size < MIN_BOOTSTRAP_RUNS:
         return float("nan"), float("nan")
     labels = np.zeros(x.size, dtype=int) if groups is None else np.unique(np.asarray(groups), return_inverse=True)[1]
     strata = [np.flatnonzero(labels == g) for g in np.unique(labels)]
@@ -211,7 +218,7 @@ def bootstrap_ci(
     idx = np.concatenate([rng.choice(s, size=(n_boot, len(s)), replace=True) for s in strata], axis=1)
     values = statistic(x[idx], y[idx])
     values = values[np.isfinite(values)]
-    if values.size == 0:
+    if values.size == 0 or values.size < (1.0 - MAX_DEGENERATE_SHARE) * n_boot:
         return float("nan"), float("nan")
     tail = 100.0 * (1.0 - confidence) / 2.0
     low, high = np.percentile(values, [tail, 100.0 - tail])

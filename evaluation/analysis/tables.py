@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from scipy import stats as sps
 
-from evaluation.analysis.collect import diversity_metric_keys, score_keys
+from evaluation.analysis.collect import BASE_MODEL, diversity_metric_keys, is_baseline, matching_random, score_keys
 from evaluation.analysis.notes import MIN_LEVELS
 from evaluation.analysis.stats import bayes_linreg, bootstrap_ci, pearson, spearman
 
@@ -41,9 +41,10 @@ def higher_is_better(score: str) -> bool:
 
 
 def sort_strategies(names: Sequence[str]) -> list[str]:
-    """Paper order (I-Macro ... R-Micro), then any other strategy alphabetically, then Random."""
+    """Paper order (I-Macro ... R-Micro, each before its length-controlled variants), then any other strategy
+    alphabetically, then the random baselines, then the base model."""
     rank = {name: i for i, name in enumerate(PAPER_ORDER)}
-    return sorted(set(names), key=lambda s: (s == "Random", rank.get(s, len(rank)), s))
+    return sorted(set(names), key=lambda s: (is_baseline(s), s == BASE_MODEL, rank.get(s.split(" [")[0], len(rank)), s))
 
 
 def _values(runs: Sequence[dict], key: str) -> np.ndarray:
@@ -123,9 +124,9 @@ def slope_table(
     Per strategy and score: the Bayesian slope of score on `x` with its posterior sd (see `bayes_linreg` for
     the prior), Pearson and Spearman with scipy p-values and 95% bootstrap CIs resampling runs within levels,
     the level with the best mean score (direction from `higher_is_better`), and the comparison with the
-    `Random` strategy of the same model and n: its mean, `delta_vs_random = best_mean - random_mean`, and
-    `beats_random`. Runs lacking a score are left out of that score only. Cost O(strategies * scores * n_boot
-    * runs).
+    random baseline of the same model, n and length control (`matching_random`): its mean, `delta_vs_random =
+    best_mean - random_mean`, and `beats_random`. Runs lacking a score are left out of that score only. Cost
+    O(strategies * scores * n_boot * runs).
 
     Runs of one degree that share one subset whatever the seed (`fit_points`) enter the slope and correlations
     as one averaged point (`n_points` of `n_runs`; `n_collapsed` runs merged). No slope is fitted below
@@ -140,10 +141,11 @@ def slope_table(
             by_strategy.setdefault(row["strategy"], []).append(row)
         for score in scores:
             better_up = higher_is_better(score)
-            random_y = _values(by_strategy.get("Random", []), score)
-            random_y = random_y[np.isfinite(random_y)]
-            random_mean = float(random_y.mean()) if random_y.size else NAN
             for strategy in sort_strategies(by_strategy):
+                random_label = matching_random(strategy, by_strategy)
+                random_y = _values(by_strategy.get(random_label, []), score)
+                random_y = random_y[np.isfinite(random_y)]
+                random_mean = float(random_y.mean()) if random_y.size else NAN
                 members = by_strategy[strategy]
                 xs, ys = _values(members, x), _values(members, score)
                 same = np.array([bool(r.get("subset_independent_of_seed")) for r in members], dtype=bool)
@@ -152,12 +154,15 @@ def slope_table(
                     continue
                 stats = _strategy_stats(xs[ok], ys[ok], same[ok], better_up, n_boot, seed)
                 stats["random_mean"] = random_mean
-                if strategy == "Random":
-                    stats["best_level"] = NAN  # random ignores the level; a "best" one would be noise
+                if is_baseline(strategy):
+                    stats["best_level"] = NAN  # a baseline ignores the level; a "best" one would be noise
+                    stats["best_mean"] = float(ys[ok].mean())  # so its mean is over all its runs
                     stats.pop("missing", None)  # nor does it have a slope to miss
+                    if strategy != random_label:
+                        stats["random_mean"] = NAN
                 elif not math.isfinite(random_mean):
                     stats["missing"] = "; ".join(filter(None, [stats.get("missing"), "no finished random run"]))
-                if strategy != "Random" and math.isfinite(random_mean):
+                if not is_baseline(strategy) and math.isfinite(random_mean):
                     delta = stats["best_mean"] - random_mean
                     stats["delta_vs_random"] = delta
                     stats["beats_random"] = bool(delta > 0 if better_up else delta < 0)
@@ -186,6 +191,7 @@ def metric_correlations(
         `<score>/instruction` and `<score>/response` (NaN where fewer than three runs have both values or a
         side is constant), plus `<score>/<component>/n` run counts.
     """
+    runs = [r for r in runs if r.get("strategy") != BASE_MODEL]  # untrained: its score owes nothing to a subset
     scores = list(scores) if scores is not None else score_keys(runs)
     metrics = list(metrics) if metrics is not None else diversity_metric_keys(runs)
     table: dict[str, dict[str, Any]] = {}

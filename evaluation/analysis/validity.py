@@ -26,7 +26,7 @@ import numpy as np
 from scipy import stats as sps
 
 from core.cache import atomic_write
-from evaluation.analysis.collect import score_keys, write_csv
+from evaluation.analysis.collect import BASE_MODEL, score_keys, write_csv
 from evaluation.analysis.pooled import covariate_values, primary_scores
 from evaluation.analysis.stats import bootstrap_ci, pearson
 from evaluation.analysis.tables import higher_is_better
@@ -35,7 +35,6 @@ __all__ = [
     "COLUMNS",
     "LENGTH",
     "metric_validity",
-    "plot_validity",
     "validity_markdown",
     "validity_statement",
     "write_validity",
@@ -123,6 +122,7 @@ def metric_validity(
     Raises:
         ValueError: if there are no runs or no score column.
     """
+    runs = [r for r in runs if r.get("strategy") != BASE_MODEL]  # untrained: its score owes nothing to a subset
     if not runs:
         raise ValueError("metric_validity: no runs")
     scores = list(scores) if scores is not None else primary_scores(score_keys(runs))
@@ -185,10 +185,11 @@ def validity_statement(rows: Sequence[dict]) -> list[str]:
             continue
         beat = ", ".join(f"{_short(r['metric'])} ({r['loso_r2']:.2f})" for r in winners) or "none"
         held = ", ".join(f"{_short(r['metric'])} ({r['partial_r']:+.2f})" for r in partial) or "none"
+        tested = sum(math.isfinite(r["partial_p"]) for r in mine)  # length and its own column get none
         lines.append(
             f"{score}: log mean response length alone reaches leave-one-strategy-out R^2 = {base:.2f}; "
             f"metrics that beat it: {beat}. Partial r with p < 0.05 after controlling for "
-            f"{mine[0]['adjusted_for'] or 'nothing'}: {held} (uncorrected, {len(mine)} metrics tested)."
+            f"{mine[0]['adjusted_for'] or 'nothing'}: {held} (uncorrected, {tested} partial-correlation tests)."
         )
     return lines
 
@@ -221,47 +222,6 @@ def validity_markdown(rows: Sequence[dict], title: str) -> str:
     return "\n".join(out)
 
 
-def plot_validity(rows: Sequence[dict], title: str = "") -> Any:
-    """One panel per section x score: LOSO R^2 per metric (ranked bars; green = beats length), length alone dashed."""
-    from evaluation.analysis.plots import _pyplot
-
-    plt = _pyplot()
-    sections = list(dict.fromkeys(r.get("section", "") for r in rows))
-    scores = list(dict.fromkeys(r["score"] for r in rows))
-    per_panel = max(
-        sum(r["score"] == s for r in rows if r.get("section", "") == sec) for s in scores for sec in sections
-    )
-    fig, axes = plt.subplots(
-        len(sections), len(scores), figsize=(5.5 * len(scores), (0.2 * per_panel + 1.2) * len(sections)), squeeze=False
-    )
-    for axes_row, section in zip(axes, sections, strict=True):
-        for ax, score in zip(axes_row, scores, strict=True):
-            mine = [r for r in rows if r["score"] == score and r.get("section", "") == section][::-1]
-            values = [r["loso_r2"] if math.isfinite(r["loso_r2"]) else 0.0 for r in mine]
-            colors = [
-                "tab:red"
-                if r["metric"].endswith("[length baseline]")
-                else "tab:green"
-                if r["beats_length"]
-                else "tab:gray"
-                for r in mine
-            ]
-            ax.barh([_short(r["metric"]) for r in mine], np.clip(values, -1.0, None), color=colors)
-            base = next((r["loso_r2_length"] for r in mine if math.isfinite(r["loso_r2_length"])), None)
-            if base is not None:
-                ax.axvline(max(base, -1.0), color="tab:red", linestyle="--", label=f"length alone ({base:.2f})")
-                ax.legend(loc="lower right", fontsize=7)
-            ax.axvline(0.0, color="black", linewidth=0.5)
-            ax.set_xlim(-1.05, 1.0)
-            ax.set_xlabel("leave-one-strategy-out R^2 (clipped at -1)")
-            ax.set_title(f"{section}: {score}" if section else score, fontsize=9)
-            ax.tick_params(axis="y", labelsize=7)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
-
-
 def combine_sweeps(sweeps: Mapping[str, Sequence[dict]]) -> list[dict]:
     """Runs of several sweeps as one table; each strategy label gets its sweep's name (`R-Micro [sweep]`), so a
     strategy run under another design (e.g. a length window) is its own group in the leave-one-out folds."""
@@ -274,7 +234,7 @@ def write_validity(
     """`metric_validity` per section (title -> runs) into `<out_dir>/<stem>.csv` (a `section` column),
     `<stem>.png` (one row of panels per section) and `<stem>.md`; atomic writes. Sections with too few runs
     (< MIN_RUNS, or one strategy) are named in the markdown instead of tabled."""
-    from evaluation.analysis.plots import save_figure
+    from evaluation.analysis.plots import plot_validity, save_figure
 
     out = Path(out_dir)
     rows, text = [], ["# Metric validity", "", INTRO, ""]

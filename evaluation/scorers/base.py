@@ -83,7 +83,8 @@ class EvalContext:
     def generations(self, name: str) -> list[str]:
         """The model's answers to benchmark `name`, generated once and saved as JSONL."""
         if name not in self._generations:
-            from core.generate import generate, save_jsonl
+            from core.generate import generate
+            from core.jsonl import save_jsonl
 
             items = self.items(name)
             counts: list[int] = []

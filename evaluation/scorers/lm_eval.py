@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from evaluation.scorers.base import EvalContext
@@ -34,7 +35,7 @@ class LMEvalScorer:
 
     def __init__(
         self,
-        tasks: list[str] | None = None,
+        tasks: Sequence[str] = (),
         include_path: str | list[str] | None = None,
         include_defaults: bool = True,
         num_fewshot: int | None = None,
@@ -44,7 +45,7 @@ class LMEvalScorer:
         pretrained: str | None = None,
         apply_chat_template: bool = False,
     ):
-        self.tasks = tasks
+        self.tasks = list(tasks)
         self.include_path = include_path
         self.include_defaults = include_defaults
         self.num_fewshot = num_fewshot

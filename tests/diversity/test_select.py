@@ -38,6 +38,15 @@ def select(tmp_path: Path, source: Path, n: int, heldout_size: int = 64, turns: 
     return subset
 
 
+def test_a_pool_that_decontamination_empties_says_so(tmp_path):
+    """It said "held-out size 0 must be in [0, 0)" after a warning that the pool had 0 pairs."""
+    mtbench = [item.prompt for item in load_benchmark("mtbench")]
+    source = tmp_path / "copies.json"
+    source.write_text(json.dumps([{"instruction": prompt, "output": "copied"} for prompt in mtbench[:20]]))
+    with pytest.raises(PoolError, match=r"all 20 pairs copy a benchmark prompt \(mtbench 20\)"):
+        select(tmp_path, source, n=5, heldout_size=2, exclude_prompts={"mtbench": mtbench})
+
+
 def test_small_pool_holds_out_less_with_a_warning(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         subset = select(tmp_path, alpaca_file(tmp_path / "p.json", 250), n=200, heldout_size=64)

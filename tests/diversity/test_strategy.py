@@ -70,6 +70,24 @@ def test_components_are_cached_apart(pool, tmp_path):
     assert len(list((tmp_path / "types").iterdir())) == 2
 
 
+def test_the_same_types_are_computed_once_whichever_selector_asks(pool, tmp_path, caplog):
+    """The coverage metric (another selector) and the strategy shared a key but stamped different code versions
+    (the closure reached the selector), so each recomputed and overwrote the other's entry on every run."""
+    import logging
+
+    from diversity.selectors.facility import FacilitySelector
+
+    cache = FeatureCache(tmp_path)
+    extractor = MicroExtractor(tokenizer="whitespace", min_count=2, max_count=100, progress=False)
+    first = Strategy("micro_response", "response", extractor, DegreeSelector()).types(pool, cache)
+    (entry,) = (tmp_path / "types").iterdir()
+    stamp = (entry / "MANIFEST.json").read_text()
+    with caplog.at_level(logging.INFO, logger="core.cache"):
+        again = Strategy("coverage", "response", extractor, FacilitySelector()).types(pool, cache)
+    assert "computed by other code" not in caplog.text
+    assert (entry / "MANIFEST.json").read_text() == stamp and again.type_names == first.type_names
+
+
 def test_random_strategy_without_extractor(pool):
     strategy = Strategy("random", selector=RandomSelector())
     sel = strategy.select(pool, 10, 1.0, seed=3)

@@ -195,7 +195,7 @@ def test_jsonl_errors_name_file_row_and_field(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing.jsonl"):
         JsonlTagger(str(tmp_path / "missing.jsonl")).tag(["t"])
     bad_json = _write(tmp_path / "bad.jsonl", [{"tags": ["x"]}, "{not json"])
-    with pytest.raises(ValueError, match=r"bad\.jsonl, row 2: not valid JSON"):
+    with pytest.raises(ValueError, match=r"bad\.jsonl, line 2: invalid JSON"):
         JsonlTagger(bad_json).tag(["a", "b"])
     bad_field = _write(tmp_path / "field.jsonl", [{"tags": ["x"]}, {"tags": "x"}])
     with pytest.raises(ValueError, match=r"field\.jsonl, row 2: field 'tags' must be a list of strings"):

@@ -144,3 +144,25 @@ def test_custom_fields_and_kinds_are_checked(tmp_path):
         load_benchmark("my_prompts", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="custom benchmark not found"):
         load_benchmark("custom", str(tmp_path / "missing.jsonl"))
+
+
+def test_decontamination_reads_a_custom_benchmark_as_evaluation_does(tmp_path):
+    """The README's own custom benchmark failed every run: decontamination loaded it without its kind and fields."""
+    from omegaconf import OmegaConf
+
+    from evaluation.benchmarks import configured_prompts
+
+    source = _write_jsonl(tmp_path / "mine.jsonl", [{"question": "Name ${three} {} colours."}, {"question": "Why?"}])
+    cfg = OmegaConf.create(
+        {
+            "enabled": True,
+            "benchmarks": {"mine": {"kind": "custom", "source": source, "fields": {"prompt": "question"}}},
+        }
+    )
+    assert configured_prompts(cfg) == {"mine": ["Name ${three} {} colours.", "Why?"]}
+
+
+def test_a_two_file_benchmark_given_one_file_says_to_give_its_folder(tmp_path):
+    questions = _write_jsonl(tmp_path / "question.jsonl", [{"question_id": "q1", "turns": [{"content": "Hi?"}]}])
+    with pytest.raises(ValueError, match=r"'arena_hard' reads 2 files .*give the folder holding them"):
+        load_benchmark("arena_hard", questions)

@@ -11,7 +11,7 @@ import pytest
 from helpers import chat_server
 
 from core.chat import ChatClient
-from core.generate import load_jsonl
+from core.jsonl import load_jsonl
 from evaluation.judge import LABELS, fill_template, load_template, outcome, parse_verdict
 from evaluation.scorers.base import EvalContext
 from evaluation.scorers.pairwise import PairwiseScorer
@@ -220,3 +220,14 @@ def test_pairwise_win_rate_against_scripted_judge(judge_server, tmp_path, monkey
     assert by_item[("5", "A")]["verdict"] == "A>>B" and by_item[("5", "A")]["strong"]
     assert ctx.rows["arena_hard"]["1"]["verdict"] == "loss/loss"
     assert ctx.rows["arena_hard"]["4"]["score"] is None
+
+
+def test_a_local_judge_answers_every_prompt_in_order(tiny_model_dir):
+    """The `hf` backend loads its model through the one loader taggers use and answers greedily."""
+    from evaluation.judge import HFJudge
+
+    judge = HFJudge(str(tiny_model_dir), max_new_tokens=4, batch_size=2, device="cpu")
+    prompts = ["first ${x} {}", "second", "third %s \\"]
+    answers = judge.complete(prompts)
+    assert len(answers) == 3 and all(isinstance(a, str) for a in answers)
+    assert judge.complete(prompts) == answers  # greedy: the same verdict text every time

@@ -7,7 +7,7 @@ import json
 import pytest
 from helpers import TINY_LORA
 
-from core.generate import load_jsonl
+from core.jsonl import load_jsonl
 from evaluation.runner import HELDOUT_ITEMS, score_base_model, write_heldout_items
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from core.generate import generate, load_jsonl
+from core.generate import generate
+from core.jsonl import load_jsonl
 from evaluation.runner import build_scorers, evaluate
 from evaluation.scorers.base import EvalContext
 from evaluation.scorers.generation_stats import distinct_n

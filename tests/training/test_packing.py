@@ -4,7 +4,8 @@ import pytest
 import torch
 from helpers import TINY_LORA
 
-from training.packing import PackedCollator, pack, padding_efficiency
+from training.batch_sampler import padding_efficiency
+from training.packing import PackedCollator, pack
 from training.tokenization import IGNORE_INDEX, PadCollator, encode_pair
 
 
@@ -44,7 +45,12 @@ def test_a_sample_longer_than_a_row_is_an_error():
 def test_packing_pads_less_than_plain_batches():
     lengths = [5, 60, 12, 33, 64, 8, 20, 41, 17, 3, 50, 28]
     packed = pack(_examples(lengths), max_length=64)
-    assert padding_efficiency([len(p["input_ids"]) for p in packed], 4) > padding_efficiency(lengths, 4)
+    rows = [len(p["input_ids"]) for p in packed]
+    assert padding_efficiency(rows, _consecutive(len(rows), 4)) > padding_efficiency(lengths, _consecutive(12, 4))
+
+
+def _consecutive(n: int, batch_size: int) -> list[list[int]]:
+    return [list(range(k, min(k + batch_size, n))) for k in range(0, n, batch_size)]
 
 
 def test_collator_restarts_positions_for_padding_and_pads_unpacked_rows_like_pad_collator():

@@ -37,7 +37,7 @@ def test_labelled_jsonl_errors_name_file_row_and_field(tmp_path):
     with pytest.raises(ValueError, match=r"set\.jsonl, row 2: field 'label'"):
         load_labelled("jsonl", path)
     path.write_text('{"text": "a", "label": "x"}\n{"text": "b", "label": \n')
-    with pytest.raises(ValueError, match=r"set\.jsonl, row 2: not valid JSON"):
+    with pytest.raises(ValueError, match=r"set\.jsonl, line 2: invalid JSON"):
         load_labelled("jsonl", path)
     path.write_text('{"text": "a", "label": "x"}\n\n{"text": "b", "label": "y"}\n')
     name, texts, labels = load_labelled("jsonl", path)

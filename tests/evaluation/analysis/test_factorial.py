@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,10 +15,13 @@ from evaluation.analysis.factorial import (
     add_config_field,
     factorial_fit,
     factorial_table,
+    find_design,
     paired_contrasts,
     sign_flip_test,
 )
 from evaluation.analysis.synthetic import write_run_dir
+
+REPO = Path(__file__).resolve().parents[3]
 
 WINDOWS = ("short", "long")
 
@@ -55,6 +59,54 @@ def test_factorial_fit_matches_statsmodels_mixedlm_and_the_per_seed_contrasts():
     assert fit.effect("diversity")[2] < 0.001 and fit.fit.sigma_seed > 0.001
     with pytest.raises(ValueError, match="exactly 2 levels"):
         factorial_fit([*runs, {**runs[0], "window": "mid"}], "loss", "window", "level")
+
+
+@pytest.mark.filterwarnings("ignore::statsmodels.tools.sm_exceptions.ConvergenceWarning")
+def test_factorial_table_falls_back_to_ols_when_seeds_are_not_paired_and_says_why_it_cannot_fit():
+    runs = _runs()
+    unpaired = [{**r, "seed": i} for i, r in enumerate(runs)]  # every run its own seed: no seed intercept
+    rows = {r["effect"]: r for r in factorial_table(unpaired, ["loss"], "window", order={"window": WINDOWS})}
+    assert rows["diversity"]["method"] == "ols" and rows["diversity"]["df"] == len(runs) - 4
+    ols = factorial_fit(runs, "loss", "window", "level", order={"window": WINDOWS}, paired=False)
+    assert rows["diversity"]["estimate"] == pytest.approx(ols.effect("diversity")[0], rel=1e-12)
+    one_window = [r for r in runs if r["window"] == "short"]
+    (missing,) = factorial_table(one_window, ["loss"], "window")
+    assert "exactly 2 levels" in missing["missing"]
+
+
+@pytest.mark.parametrize(("offset", "scale"), [(0.0, 1.0), (0.9, 1.0), (0.0, 1000.0), (5.0, 0.01)])
+def test_the_paired_fit_does_not_depend_on_the_scores_units(offset, scale):
+    """A loss of ~0.9 with noise ~1e-3 made lbfgs' Hessian singular on raw values (the committed factorial fell
+    back to unpaired OLS): the seed-intercept fit must give the same answer in any units."""
+    runs = _runs()
+    moved = [{**r, "loss": offset + scale * r["loss"]} for r in runs]
+    reference = factorial_fit(runs, "loss", "window", "level", order={"window": WINDOWS})
+    fit = factorial_fit(moved, "loss", "window", "level", order={"window": WINDOWS})
+    assert fit.fit.method == "mixedlm" and fit.fit.df == 21
+    for effect in ("window", "diversity", "window:diversity"):
+        assert fit.effect(effect)[0] == pytest.approx(scale * reference.effect(effect)[0], rel=1e-6)
+        assert fit.effect(effect)[1] == pytest.approx(scale * reference.effect(effect)[1], rel=1e-3)
+        assert fit.effect(effect)[2] == pytest.approx(reference.effect(effect)[2], rel=1e-3)
+    assert fit.fit.sigma_seed == pytest.approx(scale * reference.fit.sigma_seed, rel=1e-3)
+
+
+@pytest.mark.filterwarnings("ignore::statsmodels.tools.sm_exceptions.ConvergenceWarning")
+def test_the_committed_factorial_fits_the_seed_intercept_as_statsmodels_does():
+    """On study 2's own runs lbfgs on raw values raised "Singular matrix" and the table fell back to unpaired OLS."""
+    runs = pd.read_csv(REPO / "docs/results/factorial/analysis/runs.csv").to_dict("records")
+    design = find_design(runs)
+    score = "eval/reference_loss/mtbench_loss"
+    fit = factorial_fit(design.runs, score, "length_window", "level", order={"window": design.windows})
+    df = pd.DataFrame(design.runs)
+    df["w"] = np.where(df.length_window == design.windows[1], 0.5, -0.5)
+    df["d"] = np.where(df.level == design.levels[1], 0.5, -0.5)
+    df["y"] = df[score]
+    ref = smf.mixedlm("y ~ w * d", df, groups=df["seed"]).fit(reml=True, method=["bfgs"])
+    assert fit.fit.method == "mixedlm" and fit.fit.df == 21
+    for ours, theirs in (("diversity", "d"), ("window:diversity", "w:d")):
+        assert fit.effect(ours)[0] == pytest.approx(ref.fe_params[theirs], rel=1e-4)
+        assert fit.effect(ours)[1] == pytest.approx(ref.bse_fe[theirs], rel=1e-2)
+    assert fit.fit.sigma_seed == pytest.approx(np.sqrt(ref.cov_re.iloc[0, 0]), rel=1e-2)
 
 
 def test_sign_flip_p_is_exact():
@@ -134,3 +186,5 @@ def test_the_sweep_design_is_found_and_baselines_are_kept_apart():
     assert baselines["base model"]["mean"] == 1.5 and baselines["base model"]["runs"] == 1
     assert baselines["random 30-100"]["runs"] == 3 and baselines["random 180-360"]["mean"] == pytest.approx(1.3)
     assert find_design([r for r in rows if r["length_window"] != "30-100"]) is None  # one window: no 2 x 2
+    failed = [{**r, "s": float("nan")} if r.get("train/steps") == 0 else r for r in rows]  # base model failed to score
+    assert "base model" not in {r["baseline"] for r in baseline_table(failed, ["s"])}

@@ -125,3 +125,8 @@ def test_bootstrap_is_seeded_and_handles_small_designs():
     lo, hi = bootstrap_ci(LEVELS, LEVELS + rng.normal(0, 0.3, 7), pearson, groups=LEVELS, n_boot=300)
     assert lo < hi
     assert all(math.isnan(v) for v in bootstrap_ci([0, 1], [0, 1], pearson))
+    # Three degrees x one seed (study 1): resamples of 3 give r = +-1 by construction, so no interval at all.
+    assert all(math.isnan(v) for v in bootstrap_ci([0, 0.5, 1], [0.93, 0.925, 0.92], pearson, groups=[0, 0.5, 1]))
+    # Mostly degenerate resamples (one outlying x among many equal ones): no interval rather than a biased one.
+    x_rare = np.array([0.0] * 9 + [1.0])
+    assert all(math.isnan(v) for v in bootstrap_ci(x_rare, x_rare + rng.normal(0, 0.1, 10), pearson, n_boot=300))
