@@ -41,7 +41,17 @@ def length_tag(window: object, lock: object) -> str:
     return tag + ("_locked" if lock is True else "")
 
 
-OmegaConf.register_new_resolver("length_tag", length_tag, replace=True)  # conf/hydra/default.yaml's sweep subdir
+OmegaConf.register_new_resolver("length_tag", length_tag, replace=True)  # conf/config.yaml's job_strategy
+
+
+def degrees(*indices: int) -> str:
+    """`${degrees:}` / `${degrees:2,6}` in a sweep's params: the paper's degrees from their one definition."""
+    from diversity.selectors.degree import degree_sweep
+
+    return degree_sweep(*indices)
+
+
+OmegaConf.register_new_resolver("degrees", degrees, replace=True)
 
 CONFIG_RULES = (  # each layer's own
     "core.config_checks", "diversity.config_rules", "training.config_rules", "evaluation.config_rules",

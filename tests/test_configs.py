@@ -59,7 +59,15 @@ def test_the_run_name_is_built_once(compose_cfg):
     code = [p for d in ("core", "diversity", "training", "evaluation", "benchmarks") for p in (ROOT / d).rglob("*.py")]
     sources = [p.read_text() for p in (*CONF.rglob("*.yaml"), *code, ROOT / "run.py")]
     assert sum(text.count("_n${diversity.n}_l${diversity.level}") for text in sources) == 1
+    assert sum(text.count("${length_tag:") for text in sources) == 1  # the length control joins once too
     assert not any("-n{" in text and "-l{" in text for text in sources)  # no name assembled in code
+
+
+def test_a_locked_run_never_shares_its_name_or_folder_with_the_unlocked_one(compose_cfg):
+    locked = ("diversity.length.window=[30,100]", "diversity.length.lock=true")
+    cfg = compose_cfg("strategy=micro_response", "diversity.level=0.5", "seed=3", *locked, hydra_cfg=True)
+    assert cfg.run_name == "micro_response_w30-100_locked_n200_l0.5_s3"
+    assert cfg.hydra.sweep.subdir.startswith("micro_response_w30-100_locked/")
 
 
 def test_the_seven_degrees_are_defined_once():
@@ -69,6 +77,15 @@ def test_the_seven_degrees_are_defined_once():
     code = [p for p in ROOT.rglob("*.py") if ".venv" not in p.parts and p.name != "test_configs.py"]
     definitions = [p for p in code if "/ 6 for i in range(7)" in p.read_text() or "range(7)) / 6" in p.read_text()]
     assert definitions == [ROOT / "diversity/selectors/degree.py"], definitions
+    sweeps = {p.name: p.read_text() for p in CONF.rglob("*.yaml")}
+    assert not [name for name, text in sweeps.items() if "0.1667" in text or "0.3333" in text]  # ${degrees:...}
+    assert "diversity.level: ${degrees:}" in sweeps["paper_grid.yaml"]
+
+
+def test_degrees_resolver_names_the_degrees_by_position():
+    import run
+
+    assert run.degrees() == "0,0.1667,0.3333,0.5,0.6667,0.8333,1" and run.degrees(2, 6) == "0.3333,1"
 
 
 @pytest.mark.parametrize("tagger", options("tagger"))

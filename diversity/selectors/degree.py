@@ -40,6 +40,15 @@ log = logging.getLogger(__name__)
 
 PREVIEW = 20  # types named in a selection's info: the most frequent covered ones
 DEGREES = tuple(i / 6 for i in range(7))  # the paper's seven degrees 0, 1/6, ..., 1: their one definition
+
+
+def degree_sweep(*indices: int) -> str:
+    """`0,0.1667,...,1` for a sweep's `diversity.level` (all seven, or the degrees at `indices`), to 4 digits:
+    the `${degrees:}` resolver, so experiment files name degrees by position instead of restating their values."""
+    chosen = [DEGREES[int(i)] for i in indices] if indices else list(DEGREES)
+    return ",".join(f"{round(d, 4):g}" for d in chosen)
+
+
 EXTRA_STREAMS = 8  # at most 2 * 8 extra Algorithm-2 runs when coverage misses k_target by > 0.5%
 K_MAX_DEFINITION = (
     "types covered by Algorithm 2 with n samples from the whole typed pool and this seed; equals the pool's "

@@ -127,8 +127,9 @@ def _read_run(run_dir: Path, sweep_dir: Path) -> dict[str, Any]:
     sel = _read_json(run_dir / "selection.json") if (run_dir / "selection.json").is_file() else {}
     if not cfg and not sel:
         raise ValueError("neither config.yaml nor selection.json: cannot tell strategy and level")
-    name = _first(_dig(cfg, "strategy.name"), sel.get("strategy"))
-    component = _first(_dig(cfg, "strategy.component"), sel.get("component"))
+    # selection.json is the design's home (what was selected); config.yaml only fills in for older runs
+    name = _first(sel.get("strategy"), _dig(cfg, "strategy.name"))
+    component = _first(sel.get("component"), _dig(cfg, "strategy.component"))
     level = _first(sel.get("level"), _dig(cfg, "diversity.level"))
     if name is None or level is None:
         raise ValueError("strategy name or level missing from config.yaml and selection.json")
@@ -214,6 +215,9 @@ def _length_control(sel: dict, cfg: dict) -> tuple[list[int] | None, bool]:
     control = (sel.get("length") or {}).get("control")
     if isinstance(control, dict):
         return control.get("window"), bool(control.get("lock"))
+    configured = _dig(cfg, "diversity.length") or {}  # W&B rows carry only the config
+    if isinstance(configured, dict) and (configured.get("window") or configured.get("lock")):
+        return configured.get("window"), bool(configured.get("lock"))
     legacy = _dig(cfg, "diversity.match_length") or {}  # runs made before diversity.length existed
     if isinstance(legacy, dict) and legacy.get("enabled"):
         return [legacy.get("min_tokens"), legacy.get("max_tokens")], False
@@ -267,9 +271,10 @@ def collect_wandb_runs(project: str, group: str, entity: str | None = None) -> l
             continue
         cfg = dict(run.config)
         name, component = _dig(cfg, "strategy.name"), _dig(cfg, "strategy.component")
+        window, lock = _length_control({}, cfg)
         row = {
             "run_dir": f"wandb:{run.id}",
-            "strategy": strategy_label(name, component),
+            "strategy": strategy_label(name, component) + length_suffix(window, lock),
             "strategy_name": name,
             "component": component or "",
             "level": _dig(cfg, "diversity.level"),

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from diversity.selectors import DegreeSelector, DeitaSelector, KCenterSelector, RandomSelector, prune
+from diversity.selectors.degree import DEGREES
 from diversity.types import TypeAssignment
 
-LEVELS = [0, 1 / 6, 1 / 3, 1 / 2, 2 / 3, 5 / 6, 1]
+LEVELS = list(DEGREES)
 
 
 def _hand_case() -> TypeAssignment:
