@@ -8,6 +8,7 @@ Every other name is passed to `from_pretrained` unchanged, so Hub ids work the s
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import logging
 import os
@@ -144,3 +145,20 @@ def check_model(name_or_path: str) -> None:
             f"model '{name_or_path}' not found: not a local folder, .gguf file or pypi: asset"
             + (", and the Hub is offline (HF_HUB_OFFLINE=1)" if offline else " nor a Hub model id")
         ) from err
+
+
+def resolve_embedder_path(name: str) -> str:
+    """Return what `SentenceTransformer` loads for `name`: a folder for `pypi:` assets, else `name` itself."""
+    package = asset_package(name)
+    if package is None:
+        return name
+    try:
+        module = importlib.import_module(package)
+    except ImportError as err:
+        raise FileNotFoundError(
+            f"embedder asset package '{package}' (from '{name}') is not installed; "
+            "run `pip install -r requirements-assets.txt`"
+        ) from err
+    if not hasattr(module, "get_model_path"):
+        raise ValueError(f"package '{package}' (from '{name}') has no get_model_path(); not an embedder asset")
+    return str(module.get_model_path())

