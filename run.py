@@ -156,16 +156,17 @@ def run_job(cfg: DictConfig, run_dir: RunDir, resolved: dict, cfg_hash: str) -> 
     from diversity.lengths import LengthControl
     from diversity.manifest import update_selection_json, write_manifest
     from diversity.pools import load_pool
-    from diversity.select import HeldoutSpec, select_subset
+    from diversity.select import HeldoutSpec, pool_columns, select_subset
     from training.tokenization import encode_pairs
 
     validate_config(resolved, CONFIG_RULES)  # every problem at once, before the pool is loaded or anything is computed
     run_dir.write_text("config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     cache, data = FeatureCache(cfg.paths.cache_dir), cfg.data
-    pool = load_pool(**pool_settings(data))
+    strategy = instantiate(cfg.strategy)  # extractor + component + selector
+    pool = load_pool(**pool_settings(data), columns=pool_columns(strategy))  # a selector's pool columns (QDIT)
     subset = select_subset(
         pool,
-        instantiate(cfg.strategy),  # extractor + component + selector
+        strategy,
         n=cfg.diversity.n,
         level=cfg.diversity.level,
         seed=cfg.seed,

@@ -6,12 +6,19 @@ that becomes the run's `selection.json` (`diversity.manifest`), where every coun
 kept: pool accounting, decontaminated prompts, the held-out split, target and achieved k, the length control
 and the length drift of the subset against its reference.
 
+Pool columns: a selector that reads a numeric field of the pool (QDIT's `quality=column:<field>`) names it in
+`pool_columns`; `pool_columns(strategy)` tells the loader what to read (`load_pool(columns=...)`), and
+`select_subset` hands the selector the values of exactly the rows it chooses from (after decontamination, the
+held-out split and a length window), keyed into the selection cache by their hash.
+
 Complexity: decontamination O(total prompt and instruction words); the split O(pool); token lengths O(pool
 tokens) once per (pool, tokenizer), cached; the selection is the selector's (see `diversity.selectors`).
 """
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -92,6 +99,14 @@ def select_subset(
         ValueError: the selector cannot meet the request (n, level, window, lock).
     """
     heldout, length = heldout or HeldoutSpec(), length or LengthControl()
+    columns = pool_columns(strategy)
+    absent = [name for name in columns if name not in pool.columns]
+    if absent:
+        raise PoolError(
+            f"strategy {getattr(strategy, 'name', strategy)!r} reads the pool column(s) {absent} "
+            f"({type(strategy.selector).__name__}), but pool {pool.source} was loaded with columns "
+            f"{sorted(pool.columns)}: load it with load_pool(..., columns=diversity.select.pool_columns(strategy))"
+        )
     clean, decontamination = _decontaminate(pool, exclude_prompts or {}, dict(decontaminate or {"enabled": True}))
     if len(clean) == 0 and len(pool):
         from diversity.decontaminate import copies_by_benchmark
@@ -126,6 +141,9 @@ def select_subset(
         "quota": None if quota is None else quota.key,  # the strata themselves, whatever code cut them
         "within": None if within is None else stable_hash(within.tolist()),
     }
+    if columns:  # only then, so every other selection keeps its cache key
+        key["columns"] = {name: _values_hash(candidates.columns[name]) for name in columns}
+        strategy = _with_columns(strategy, candidates, within)
 
     def choose() -> Selection:
         return strategy.select(candidates, n=n, level=level, seed=seed, cache=cache, within=within, quota=quota)
@@ -140,6 +158,26 @@ def select_subset(
     subset = Subset(pool, candidates, selected, selectable[selected], held, selection)
     subset.record = _record(subset, strategy, n, level, seed, decontamination, heldout_block, length_block)
     return subset
+
+
+def pool_columns(strategy: Any) -> list[str]:
+    """The numeric pool fields `strategy`'s selector reads (its `pool_columns`; none for most selectors)."""
+    return list(getattr(getattr(strategy, "selector", None), "pool_columns", ()))
+
+
+def _with_columns(strategy: Any, candidates: Pool, within: np.ndarray | None) -> Any:
+    """A copy of `strategy` whose selector holds its columns' values for the rows it sees: the candidates, or only
+    those of the length window (`Strategy.select` restricts the types to `within`, in order)."""
+    rows = np.arange(len(candidates)) if within is None else within
+    bound = copy.copy(strategy)
+    bound.selector = strategy.selector.with_columns(
+        {name: candidates.columns[name][rows] for name in pool_columns(strategy)}
+    )
+    return bound
+
+
+def _values_hash(values: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(values, dtype="<f8").tobytes()).hexdigest()
 
 
 def _decontaminate(pool: Pool, prompts: Mapping[str, list[str]], settings: dict[str, Any]) -> tuple[np.ndarray, dict]:

@@ -1,9 +1,9 @@
 """SFTDataModule: feeds the trainer the tokenized subset and held-out pairs; nothing else.
 
 Selection happens before, in `diversity.select.select_subset` (the run's `subset.jsonl` records it); the
-pairs are tokenized by `training.tokenization.encode_pairs` (also used by `mode=select` to count what `max_length` cuts, without
-Lightning), and this module only batches them: a seeded, resumable training order (optionally grouped by
-length) or best-fit packing, and padded held-out batches.
+pairs are tokenized by `training.tokenization.encode_pairs` (also used by `mode=select` to count what
+`max_length` cuts, without Lightning), and this module only batches them: a seeded, resumable training order
+(optionally grouped by length) or best-fit packing, and padded held-out batches.
 """
 
 from __future__ import annotations

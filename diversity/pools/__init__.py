@@ -9,6 +9,9 @@ Nothing is lost silently. A malformed input raises one `PoolError` line naming t
 the field. Everything well formed but unusable is counted in `Pool.stats` (written to `selection.json`): turns
 that make no pair, role names mapped or unknown, pairs empty after removing zero-width characters, too long,
 exact duplicates, the cap, and the characters of a truncated tail.
+
+Numeric row fields a selector needs (a quality score for QDIT's `quality=column:<name>`) are read on request
+(`load_pool(columns=[...])`) into `Pool.columns`, one value per pair, kept aligned by `Pool.take` (see `columns`).
 """
 
 from diversity.pools.base import COMPONENTS, HeldoutSplit, Pool, PoolError, pair_hash

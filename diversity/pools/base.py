@@ -39,6 +39,9 @@ class Pool:
 
     `groups[i]` names the conversation pair i comes from (pairs of one ShareGPT conversation share it), so
     the held-out split can keep conversations whole; empty means every pair is its own conversation.
+    `columns[name][i]` is the numeric field `name` of the row pair i comes from (`load_pool(columns=...)`, e.g. a
+    quality score for `selector.quality=column:<name>`); `take` keeps it aligned. Texts alone make the content
+    hash (the types and embeddings of a pool do not depend on its columns).
     """
 
     ids: list[str]
@@ -48,6 +51,7 @@ class Pool:
     content_hash: str
     stats: dict[str, Any] = field(default_factory=dict)
     groups: list[str] = field(default_factory=list)
+    columns: dict[str, np.ndarray] = field(default_factory=dict, compare=False)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -64,7 +68,8 @@ class Pool:
         res = [self.responses[i] for i in idx]
         groups = [self.groups[i] for i in idx] if self.groups else []
         ids = [self.ids[i] for i in idx]
-        return Pool(ids, ins, res, self.source, pairs_hash(ins, res), dict(self.stats), groups)
+        columns = {name: values[np.asarray(idx, dtype=np.int64)] for name, values in self.columns.items()}
+        return Pool(ids, ins, res, self.source, pairs_hash(ins, res), dict(self.stats), groups, columns)
 
     def sample_hash(self, i: int) -> str:
         return pair_hash(self.instructions[i], self.responses[i])

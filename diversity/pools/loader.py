@@ -1,17 +1,20 @@
 """`load_pool`: any supported source -> a validated, cleaned, de-duplicated (and optionally capped) `Pool`.
 
 Reading containers is `readers`' job and turning records into pairs `records`' (which also decides which turns of
-a conversation make pairs: `turns`); this module counts what it drops and builds the `Pool`.
+a conversation make pairs: `turns`), and `columns`' reading numeric fields beside them; this module counts what it
+drops and builds the `Pool`.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from diversity.pools.base import Pool, PoolError, pair_hash, pairs_hash
+from diversity.pools.columns import ColumnReader
 from diversity.pools.readers import read_records
 from diversity.pools.records import TURNS, RecordReader
 
@@ -29,6 +32,7 @@ def load_pool(
     split: str = "train",
     allow_truncated_tail: bool | None = None,
     conversation_id: str = "auto",
+    columns: Sequence[str] = (),
 ) -> Pool:
     """Load, validate, clean, de-duplicate and (optionally) cap a pool.
 
@@ -46,9 +50,13 @@ def load_pool(
         conversation_id: what makes pairs one conversation for the held-out split: "row" (each record), "id" (records
             sharing an `id`), "id_prefix" (ShareGPT's split parts "<id>_<part>"); "auto" = "id_prefix" for the
             offline ShareGPT asset, else "row".
+        columns: numeric row fields to keep beside the texts, in `Pool.columns` (a dotted name reads a nested
+            field: "scores.reward"); every pair of a row gets the row's value (`diversity.pools.columns`). What a
+            selector reads from the pool (`diversity.select.pool_columns`), e.g. a QDIT quality score.
 
     Raises:
-        PoolError: a malformed file or row, or no usable pair.
+        PoolError: a malformed file or row, or no usable pair; a requested column missing, null, not a number
+            or not finite in a row that yields a kept pair (naming the file, the row and the column).
     """
     if conversation_id not in CONVERSATION_ID:
         raise PoolError(f"conversation_id must be one of {CONVERSATION_ID}, got {conversation_id!r}")
@@ -62,6 +70,7 @@ def load_pool(
     if turns not in TURNS:
         raise PoolError(f"turns must be one of {TURNS}, got {turns!r}")
     reader = RecordReader(source, turns)
+    column_reader = ColumnReader(source, columns)
     seen: set[str] = set()
     histories: dict[str, list] = {}  # conversation -> its pairs so far (texts only kept for turns="with_context")
     ids: list[str] = []
@@ -73,6 +82,7 @@ def load_pool(
         rid = record.get("id", record.get("question_id")) if isinstance(record, dict) else None
         group = _group(conversation_id, row_no, rid)
         history = histories.setdefault(group, []) if group.startswith("id:") else []  # parts of one conversation
+        row_values = None  # the record's column values, read at its first kept pair
         for turn, (ins, res) in enumerate(reader.pairs(record, where, history)):
             stats["pairs"] += 1
             if not ins or not res:
@@ -86,6 +96,9 @@ def load_pool(
                 stats["duplicates"] += 1
                 continue
             seen.add(key)
+            if column_reader.names:
+                row_values = column_reader.read(record, where) if row_values is None else row_values
+                column_reader.append(row_values)
             ids.append(f"{row_no}:{'' if rid is None else rid}:{turn}")
             groups.append(group)
             instructions.append(ins)
@@ -95,14 +108,18 @@ def load_pool(
     stats["unique"] = len(ids)
     if not ids:
         raise PoolError(f"{source}: no usable (instruction, response) pairs ({stats})")
+    values = column_reader.arrays()
     if max_samples is not None and max_samples < len(ids):
         keep = np.sort(np.random.default_rng(seed).choice(len(ids), size=max_samples, replace=False))
         ids, groups = [ids[i] for i in keep], [groups[i] for i in keep]
         instructions = [instructions[i] for i in keep]
         responses = [responses[i] for i in keep]
+        values = {name: column[keep] for name, column in values.items()}
     stats["kept"] = len(ids)
     stats["capped"] = stats["unique"] - stats["kept"]
-    return Pool(ids, instructions, responses, source, pairs_hash(instructions, responses), stats, groups)
+    if values:  # only when asked, so a pool without columns records what it always did
+        stats["columns"] = list(values)
+    return Pool(ids, instructions, responses, source, pairs_hash(instructions, responses), stats, groups, values)
 
 
 def _group(conversation_id: str, row_no: int, rid: Any) -> str:

@@ -7,8 +7,13 @@ reward model; offline there is none, so the default scorer is named and reward-f
 - `quality="typicality"` (default): the mean similarity of a sample to its neighbours in the facility graph,
   i.e. how typical it is of its region of the pool. Outliers (garbled, truncated, off-distribution texts)
   score low; it needs no model beyond the embeddings the facility term already uses.
-- `quality="meta:<key>"`: scores given per sample in `types.meta[<key>]` (a list of `n_samples` numbers, e.g.
-  a pool column or an external scorer's output attached by the extractor), higher = better.
+- `quality="column:<field>"`: a numeric field of every pool row (e.g. `"quality": 4.5`, or a nested reward
+  `"scores.reward"`), higher = better. `diversity.select.select_subset` hands the selectable rows' values over
+  (`with_columns`), read by `load_pool(columns=diversity.select.pool_columns(strategy))`; a row without a finite
+  number there is refused naming the file, row and field. `info["quality_column"]` records the column and its
+  min / max / mean over the candidates and over the selected samples.
+- `quality="meta:<key>"`: scores given per sample in `types.meta[<key>]` (a list of `n_samples` numbers an
+  extractor attached), higher = better.
 
 Scores are min-max scaled to [0, 1] and multiplied by the mean single-sample facility gain, so `alpha`
 weighs two terms of the same scale (alpha = 0 is `FacilitySelector`, alpha = 1 takes the top-quality samples).
@@ -16,12 +21,15 @@ weighs two terms of the same scale (alpha = 0 is `FacilitySelector`, alpha = 1 t
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
+from collections.abc import Mapping
 
 import numpy as np
 import scipy.sparse as sp
 
+from diversity.selectors.base import Selection
 from diversity.selectors.facility import CONFIG_RULES as FACILITY_RULES
 from diversity.selectors.facility import FacilitySelector, facility_value, lazy_greedy
 from diversity.types import TypeAssignment
@@ -30,10 +38,14 @@ log = logging.getLogger(__name__)
 
 TYPICALITY = "typicality"
 META_PREFIX = "meta:"
+COLUMN_PREFIX = "column:"
 
 
 def _is_quality(value: object) -> bool:
-    return isinstance(value, str) and (value == TYPICALITY or (value.startswith(META_PREFIX) and len(value) > 5))
+    if not isinstance(value, str):
+        return False
+    prefixed = any(value.startswith(p) and value[len(p) :].strip() for p in (META_PREFIX, COLUMN_PREFIX))
+    return value == TYPICALITY or prefixed
 
 
 def _is_fraction(value: object) -> bool:
@@ -43,7 +55,7 @@ def _is_fraction(value: object) -> bool:
 CONFIG_RULES = {
     **FACILITY_RULES,
     "alpha": (_is_fraction, "a number in [0, 1]"),
-    "quality": (_is_quality, f"{TYPICALITY!r} or 'meta:<key>'"),
+    "quality": (_is_quality, f"{TYPICALITY!r}, 'column:<field>' (a numeric field of the pool) or 'meta:<key>'"),
 }
 
 
@@ -59,7 +71,7 @@ class QditSelector(FacilitySelector):
 
     Args:
         alpha: weight of quality against coverage, in [0, 1].
-        quality: `"typicality"` or `"meta:<key>"` (see the module docstring).
+        quality: `"typicality"`, `"column:<field>"` or `"meta:<key>"` (see the module docstring).
         n_neighbors, cell_size, block_size: the facility graph, as in `FacilitySelector`.
 
     Complexity: that of `FacilitySelector` plus O(N) for the scores.
@@ -78,15 +90,61 @@ class QditSelector(FacilitySelector):
         super().__init__(n_neighbors=n_neighbors, cell_size=cell_size, block_size=block_size)
         self.alpha = alpha
         self.quality = quality
+        self._column: np.ndarray | None = None  # the candidates' values of `pool_columns` (`with_columns`)
+
+    @property
+    def pool_columns(self) -> tuple[str, ...]:
+        """The pool fields this selector reads (`quality="column:<field>"`), for `load_pool(columns=...)`."""
+        if isinstance(self.quality, str) and self.quality.startswith(COLUMN_PREFIX):
+            return (self.quality[len(COLUMN_PREFIX) :],)
+        return ()
+
+    def with_columns(self, columns: Mapping[str, np.ndarray]) -> QditSelector:
+        """A copy that scores with the given values of `pool_columns`, one per candidate (row i of the types)."""
+        (name,) = self.pool_columns
+        bound = copy.copy(self)
+        bound._column = np.asarray(columns[name], dtype=np.float64)
+        return bound
+
+    def select(self, types: TypeAssignment, n: int, level: float, seed: int) -> Selection:
+        selection = super().select(types, n, level, seed)
+        if self.pool_columns:
+            values = self._column_values(types)
+            chosen = values[selection.indices]
+            selection.info["quality_column"] = {
+                "column": self.pool_columns[0],
+                "candidates": _summary(values),
+                "selected": _summary(chosen),
+            }
+        return selection
+
+    def _column_values(self, types: TypeAssignment) -> np.ndarray:
+        name = self.pool_columns[0]
+        if self._column is None:
+            raise ValueError(
+                f"QditSelector: quality={self.quality!r} reads the pool column {name!r}, but no values were handed "
+                "over: select through diversity.select.select_subset with a pool loaded by "
+                f"load_pool(..., columns=[{name!r}])"
+            )
+        if self._column.shape != (types.n_samples,):
+            raise ValueError(
+                f"QditSelector: column {name!r} has {self._column.shape} values for {types.n_samples} candidates"
+            )
+        bad = np.flatnonzero(~np.isfinite(self._column))
+        if len(bad):
+            raise ValueError(f"QditSelector: column {name!r} is not finite at candidates {bad[:10].tolist()}")
+        return self._column
 
     def scores(self, types: TypeAssignment, graph: sp.csr_matrix) -> np.ndarray:
         """Raw quality of every sample (before scaling), from the configured source.
 
         Raises:
-            ValueError: if the meta key is missing, of the wrong length, or not finite.
+            ValueError: if the column values or meta key are missing, of the wrong length, or not finite.
         """
         if self.quality == TYPICALITY:
             return typicality(graph)
+        if self.pool_columns:
+            return self._column_values(types)
         key = self.quality[len(META_PREFIX) :]
         if key not in types.meta:
             raise ValueError(f"QditSelector: quality={self.quality!r} but the TypeAssignment meta has no {key!r}")
@@ -115,3 +173,9 @@ class QditSelector(FacilitySelector):
             greedy_seconds=round(time.perf_counter() - start, 2),
         )
         return chosen, facts
+
+
+def _summary(values: np.ndarray) -> dict[str, float | int]:
+    """Count, min, max and mean of some column values (JSON-ready)."""
+    low, high, mean = float(values.min()), float(values.max()), float(values.mean())
+    return {"count": int(len(values)), "min": low, "max": high, "mean": mean}

@@ -118,6 +118,28 @@ def test_qdit_alpha_and_quality_sources():
         top.select(_types(emb, {"reward": [1, 2, 3]}), 20, 1.0, seed=0)
 
 
+def test_qdit_column_quality_is_handed_over_and_checked():
+    emb = _clustered(120, 7)
+    scores = np.random.default_rng(8).permutation(120).astype(float)
+    selector = QditSelector(alpha=1.0, quality="column:reward", n_neighbors=8, cell_size=1000)
+    assert selector.pool_columns == ("reward",) and QditSelector().pool_columns == ()
+    chosen = selector.with_columns({"reward": scores}).select(_types(emb), 15, 1.0, seed=0)
+    np.testing.assert_array_equal(chosen.indices, np.sort(np.argsort(-scores)[:15]))
+    assert chosen.info["quality_column"]["selected"]["min"] == np.sort(scores)[-15]
+    assert chosen.info["quality_column"]["candidates"] == {"count": 120, "min": 0.0, "max": 119.0, "mean": 59.5}
+    mixed = selector.with_columns({"reward": scores}).select(_types(emb), 15, 0.4, seed=0)  # 6 greedy, 9 random
+    assert mixed.info["quality_column"]["selected"]["count"] == 15
+    with pytest.raises(ValueError, match="no values were handed over"):
+        selector.select(_types(emb), 15, 1.0, seed=0)
+    with pytest.raises(ValueError, match=r"column 'reward' has \(3,\) values for 120 candidates"):
+        selector.with_columns({"reward": np.ones(3)}).select(_types(emb), 15, 1.0, seed=0)
+    with pytest.raises(ValueError, match=r"not finite at candidates \[4\]"):
+        selector.with_columns({"reward": np.where(np.arange(120) == 4, np.nan, 1.0)}).select(_types(emb), 5, 1.0, 0)
+    accepts = QditSelector.CONFIG_RULES["quality"][0]
+    assert accepts("column:quality") and accepts("column:scores.reward") and accepts("meta:reward")
+    assert not accepts("column:") and not accepts("column: ") and not accepts("quality")
+
+
 def test_bad_parameters_name_the_field():
     types = _types(_unit(20, 4, 0))
     with pytest.raises(ValueError, match="n_neighbors=0"):
