@@ -215,8 +215,24 @@ def test_facility_coverage_matches_a_loop_over_the_pool():
     assert facility_coverage(best) == pytest.approx(expected, rel=1e-6)
     _, whole = pool_scan(pool, pool, n_neighbors=2)
     assert facility_coverage(whole) == pytest.approx(1.0, abs=1e-6)  # every pool sample represents itself
-    with pytest.raises(ValueError, match="pool of >= 41 rows"):
+    with pytest.raises(ValueError, match="pool of >= 41 distinct rows"):
         pool_scan(pool[rows], pool, n_neighbors=40)
+
+
+def test_repeated_pool_texts_are_one_neighbour_and_still_count_for_coverage():
+    """A prompt repeated 40 times in the pool (one instruction, many responses) must not give it density
+    1/sqrt(1e-9): its copies are one neighbour. Coverage still weighs every pool row."""
+    rng = np.random.default_rng(4)
+    pool = rng.normal(size=(50, 6))
+    pool /= np.linalg.norm(pool, axis=1, keepdims=True)
+    repeated = np.vstack([pool, np.repeat(pool[[3]], 40, axis=0)])
+    rows = [3, 10, 20]
+    plain_sq, plain_best = pool_scan(pool[rows], pool, n_neighbors=5)
+    mean_sq, best = pool_scan(pool[rows], repeated, n_neighbors=5)
+    assert mean_sq == pytest.approx(plain_sq, rel=1e-6) and np.all(mean_sq > 1e-3)
+    assert best.shape == (90,) and np.allclose(best[50:], 1.0, atol=1e-6)  # each copy is covered by row 3
+    every_row = np.concatenate([plain_best, np.repeat(plain_best[[3]], 40)])
+    assert facility_coverage(best) == pytest.approx(facility_coverage(every_row), rel=1e-6)
 
 
 def test_compute_subset_metrics_pool_relative_keys():
