@@ -11,6 +11,8 @@ For every metric x score pair over a sweep's runs (`collect_runs` rows), `metric
   to a selector it has not seen?
 - `loso_r2_length`: the same for log mean response tokens alone (also ranked as a row of its own), and
   `beats_length` = loso_r2 > max(loso_r2_length, 0): better out of sample than length *and* than the mean.
+  Covariates (`is_covariate`: mean tokens of either component, trained tokens, the length baseline) are ranked
+  but get no verdict (`beats_length` None): a length measure beating length is not a diversity metric doing so.
 
 Rows are ranked by `loso_r2` within each score. Cost: O(metrics x scores x (n_boot + strategies) x runs).
 """
@@ -27,13 +29,14 @@ from scipy import stats as sps
 
 from core.cache import atomic_write
 from evaluation.analysis.collect import BASE_MODEL, score_keys, write_csv
-from evaluation.analysis.pooled import covariate_values, primary_scores
+from evaluation.analysis.pooled import COVARIATES, covariate_values, primary_scores
 from evaluation.analysis.stats import bootstrap_ci, pearson
 from evaluation.analysis.tables import higher_is_better
 
 __all__ = [
     "COLUMNS",
     "LENGTH",
+    "is_covariate",
     "metric_validity",
     "validity_markdown",
     "validity_statement",
@@ -52,8 +55,9 @@ INTRO = (
     "with its t-test p (uncorrected); and the leave-one-strategy-out R^2 of `score ~ metric` (fit on the other "
     "strategies, predict the held-out one; 0 = no better than the training mean). A metric *beats length* when "
     "its R^2 exceeds both 0 and that of log mean response tokens alone (the `[length baseline]` row). Rows are "
-    "ranked by R^2. Written by `python -m evaluation.analysis.validity` (evaluation/analysis/validity.py)."
+    "ranked by R^2. Covariates (mean tokens of either component, trained tokens) are ranked but get no verdict."
 )
+DEFAULT_COMMAND = "python run.py mode=analyze sweep_dir=<sweep>"
 MIN_RUNS = 5  # below this a correlation, let alone a held-out fit, says nothing
 
 
@@ -96,6 +100,13 @@ def loso_r2(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> float:
         sse += float(((y[test] - (intercept + slope * x[test])) ** 2).sum())
         sse_mean += float(((y[test] - y[train].mean()) ** 2).sum())
     return 1.0 - sse / sse_mean if sse_mean > 0 else math.nan
+
+
+def is_covariate(metric: str) -> bool:
+    """A size or length column rather than a diversity metric: the length baseline, `.../mean_tokens` of either
+    component, or any column a `pooled.COVARIATES` length or trained-token covariate is read from."""
+    columns = {c for name in ADJUST for c in COVARIATES[name][0]}
+    return metric.endswith("[length baseline]") or metric.endswith("/mean_tokens") or metric in columns
 
 
 def _metric_keys(runs: Sequence[dict]) -> list[str]:
@@ -150,8 +161,8 @@ def metric_validity(
             present = [(name, found) for name in ADJUST if (found := covariate_values(kept, name)) is not None]
             covariates = np.column_stack([v for _, (v, _) in present]) if present else np.zeros((len(x), 0))
             adjusted = {column for _, (_, column) in present}
-            is_covariate = metric in adjusted or metric.endswith("[length baseline]")
-            partial, p = (math.nan, math.nan) if is_covariate or not present else partial_correlation(x, y, covariates)
+            adjusted_away = metric in adjusted or metric.endswith("[length baseline]")
+            partial, p = (math.nan, math.nan) if adjusted_away or not present else partial_correlation(x, y, covariates)
             length_x = covariate_values(kept, LENGTH)
             per_score.append({
                 "score": score, "metric": metric, "n": int(keep.sum()), "r": float(pearson(x, y)),
@@ -163,7 +174,8 @@ def metric_validity(
             })  # fmt: skip
         for row in per_score:
             both = math.isfinite(row["loso_r2_length"]) and math.isfinite(row["loso_r2"])
-            row["beats_length"] = bool(row["loso_r2"] > max(row["loso_r2_length"], 0.0)) if both else None
+            verdict = both and not is_covariate(row["metric"])  # length (or size) is the yardstick, not a contender
+            row["beats_length"] = bool(row["loso_r2"] > max(row["loso_r2_length"], 0.0)) if verdict else None
         per_score.sort(key=lambda r: (-r["loso_r2"] if math.isfinite(r["loso_r2"]) else math.inf, -abs(r["r"])))
         for rank, row in enumerate(per_score, start=1):
             row["rank"] = rank
@@ -178,18 +190,20 @@ def validity_statement(rows: Sequence[dict]) -> list[str]:
     for score in dict.fromkeys(r["score"] for r in rows):
         mine = [r for r in rows if r["score"] == score]
         base = next((r["loso_r2_length"] for r in mine if math.isfinite(r["loso_r2_length"])), math.nan)
-        winners = [r for r in mine if r["beats_length"] and "length baseline" not in r["metric"]]
+        winners = [r for r in mine if r["beats_length"] and not is_covariate(r["metric"])]
         partial = [r for r in mine if math.isfinite(r["partial_p"]) and r["partial_p"] < 0.05]
+        partial = [r for r in partial if not is_covariate(r["metric"])]
         if not math.isfinite(base):
             lines.append(f"{score}: no length column in every run, so no metric is compared with length.")
             continue
         beat = ", ".join(f"{_short(r['metric'])} ({r['loso_r2']:.2f})" for r in winners) or "none"
         held = ", ".join(f"{_short(r['metric'])} ({r['partial_r']:+.2f})" for r in partial) or "none"
-        tested = sum(math.isfinite(r["partial_p"]) for r in mine)  # length and its own column get none
+        tested = sum(math.isfinite(r["partial_p"]) and not is_covariate(r["metric"]) for r in mine)
         lines.append(
             f"{score}: log mean response length alone reaches leave-one-strategy-out R^2 = {base:.2f}; "
             f"metrics that beat it: {beat}. Partial r with p < 0.05 after controlling for "
-            f"{mine[0]['adjusted_for'] or 'nothing'}: {held} (uncorrected, {tested} partial-correlation tests)."
+            f"{mine[0]['adjusted_for'] or 'nothing'}: {held} (uncorrected, {tested} partial-correlation tests). "
+            "Covariates (mean tokens of either component, trained tokens) are ranked but not counted as metrics."
         )
     return lines
 
@@ -216,8 +230,9 @@ def validity_markdown(rows: Sequence[dict], title: str) -> str:
         for r in (r for r in rows if r["score"] == score):
             ci = f"{_fmt(r['r'])} [{_fmt(r['r_low'])}, {_fmt(r['r_high'])}]"
             partial = f"{_fmt(r['partial_r'])} ({_fmt(r['partial_p'], 3)})"
+            beats = "covariate" if is_covariate(r["metric"]) else _fmt(r["beats_length"])
             out.append(f"| {r['rank']} | {_short(r['metric'])} | {r['n']} | {ci} | {partial} | "
-                       f"{_fmt(r['loso_r2'])} | {_fmt(r['beats_length'])} |")  # fmt: skip
+                       f"{_fmt(r['loso_r2'])} | {beats} |")  # fmt: skip
         out.append("")
     return "\n".join(out)
 
@@ -229,15 +244,21 @@ def combine_sweeps(sweeps: Mapping[str, Sequence[dict]]) -> list[dict]:
 
 
 def write_validity(
-    sections: Mapping[str, Sequence[dict]], out_dir: str | Path, stem: str = "metric_validity", **kwargs: Any
+    sections: Mapping[str, Sequence[dict]],
+    out_dir: str | Path,
+    stem: str = "metric_validity",
+    command: str = DEFAULT_COMMAND,
+    **kwargs: Any,
 ) -> dict[str, Any]:
     """`metric_validity` per section (title -> runs) into `<out_dir>/<stem>.csv` (a `section` column),
-    `<stem>.png` (one row of panels per section) and `<stem>.md`; atomic writes. Sections with too few runs
-    (< MIN_RUNS, or one strategy) are named in the markdown instead of tabled."""
+    `<stem>.png` (one row of panels per section) and `<stem>.md`, which names `command` as what regenerates it;
+    atomic writes. Sections with too few runs (< MIN_RUNS, or one strategy) are named in the markdown instead
+    of tabled."""
     from evaluation.analysis.plots import plot_validity, save_figure
 
     out = Path(out_dir)
-    rows, text = [], ["# Metric validity", "", INTRO, ""]
+    made_by = f"Regenerated by `{command}` (evaluation/analysis/validity.py)."
+    rows, text = [], ["# Metric validity", "", f"{INTRO} {made_by}", ""]
     for title, runs in sections.items():
         mine = metric_validity(runs, **kwargs) if runs else []
         if not mine or max(r["n_strategies"] for r in mine) < 2:
@@ -273,7 +294,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     sections = {sweep.name: collect_runs(sweep)[0] for sweep in args.sweeps}
     if len(sections) > 1:
         sections[" + ".join(sections)] = combine_sweeps(sections)
-    result = write_validity(sections, args.out, n_boot=args.n_boot, seed=args.seed)
+    command = " ".join(["python -m evaluation.analysis.validity", *map(str, args.sweeps), "--out", str(args.out)])
+    defaults = parser.parse_args([str(s) for s in args.sweeps] + ["--out", str(args.out)])
+    command += "".join(f" --{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v != vars(defaults)[k])
+    result = write_validity(sections, args.out, command=command, n_boot=args.n_boot, seed=args.seed)
     for title in sections:
         mine = [r for r in result["rows"] if r["section"] == title]
         print(f"[{title}]", *(validity_statement(mine) if mine else ["too few runs"]), sep="\n  ")
