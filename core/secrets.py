@@ -8,7 +8,8 @@ wrote with the key in it.
 
 Shapes treated as credentials: common key prefixes (`sk-`, `hf_`, `ghp_`, `AKIA`, `Bearer ...`), bare hex keys of 32+
 digits (not inside a path: `snapshots/<sha>/` is a folder), and credentials inside a URL: a user-info part
-(`https://user:pass@host`) or a query parameter named like a key (`?api_key=`, `key=`, `token=`, ...).
+(`https://user:pass@host`), a query or fragment parameter named like a key (`?api_key=`, `#token=`, ...), or a
+32+-hex path segment of a web URL (`https://host/v1/<hex>/chat`; a local path's snapshot folder is left alone).
 `check_url` refuses such a URL setting and names the environment variable to use instead.
 """
 
@@ -43,7 +44,12 @@ _HEX_AFTER_SLASH = re.compile(r"/[0-9a-fA-F]{32,}")  # a hash as a path componen
 _QUERY_KEYS = r"api[_-]?key|apikey|key|token|access[_-]?token|auth[_-]?token|secret|password|passwd|sig|signature"
 # `scheme://user:pass@` or `scheme://token@` (the user-info part of a URL), and `?api_key=...` / `&token=...`
 URL_USERINFO = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^/?#@\s]+)@")
-URL_QUERY_KEY = re.compile(rf"(?P<head>[?&;](?:{_QUERY_KEYS})=)(?P<value>[^&#;\s\"']+)", re.IGNORECASE)
+URL_QUERY_KEY = re.compile(rf"(?P<head>[?&;#](?:{_QUERY_KEYS})=)(?P<value>[^&#;\s\"']+)", re.IGNORECASE)
+# A key as a path segment of a web URL (`https://host/v1/<32+ hex>/chat`): inside a URL it is not a local folder.
+URL_HEX_SEGMENT = re.compile(
+    r"(?P<head>\bhttps?://[^\s\"'/]+(?:/[^\s\"'/?#]*)*?/)"
+    r"(?P<value>(?=[0-9a-fA-F]*[a-fA-F])(?=[0-9a-fA-F]*[0-9])[0-9a-fA-F]{32,})(?=[/?#\s\"']|$)"
+)
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -58,6 +64,7 @@ def url_credentials(value: Any) -> list[str]:
         return []
     found = ["user-info (user:password@)" for _ in URL_USERINFO.finditer(value)][:1]
     found += [f"query parameter '{m.group('head')[1:-1]}'" for m in URL_QUERY_KEY.finditer(value)]
+    found += ["a key-shaped path segment" for _ in URL_HEX_SEGMENT.finditer(value)][:1]
     return found
 
 
@@ -128,6 +135,7 @@ def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
         text = text.replace(secret, REDACTED)
     text = URL_USERINFO.sub(lambda m: f"{m.group('head')}{REDACTED}@", text)
     text = URL_QUERY_KEY.sub(lambda m: f"{m.group('head')}{REDACTED}", text)
+    text = URL_HEX_SEGMENT.sub(lambda m: f"{m.group('head')}{REDACTED}", text)
     return SECRET_VALUE.sub(lambda m: m.group(0) if _HEX_AFTER_SLASH.match(text, m.start() - 1) else REDACTED, text)
 
 

@@ -99,6 +99,9 @@ HEX_KEY = "9f8e7d6c5b4a39281706f5e4d3c2b1a0"  # 32 hex digits, as several hosts 
         ("http://host/v1?token=t0k3n-value#frag", "t0k3n-value"),
         (f"endpoint failed for key {HEX_KEY} (HTTP 401)", HEX_KEY),
         (f"{HEX_KEY.upper()}", HEX_KEY.upper()),
+        (f"https://gateway.example.com/v1/{HEX_KEY}/chat/completions", HEX_KEY),  # a key as a URL path segment
+        (f"https://gateway.example.com/{HEX_KEY}", HEX_KEY),
+        ("https://host/v1#api_key=frag-secret-1", "frag-secret-1"),  # in the fragment
     ],
 )
 def test_url_credentials_and_hex_keys_are_found_and_redacted(text, secret):

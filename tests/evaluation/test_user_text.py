@@ -120,3 +120,29 @@ def test_omegaconf_cannot_carry_these_texts(text):
 
     with pytest.raises(OmegaConfBaseException):
         OmegaConf.create({"t": text}).t  # noqa: B018 - the read resolves it
+
+
+def test_tag_files_give_back_special_tags_and_texts_verbatim(tmp_path):
+    """A user's tag file (JsonlTagger) is matched by text and by id, and its tags are never interpolated."""
+    from diversity.taggers.jsonl import JsonlTagger
+
+    by_text = tmp_path / "by_text.jsonl"
+    _write_jsonl(by_text, [{"text": t, "tags": [t[::-1], "plain tag"]} for t in TEXTS])
+    assert JsonlTagger(str(by_text)).tag(TEXTS) == [[t[::-1], "plain tag"] for t in TEXTS]
+    by_id = tmp_path / "by_id.jsonl"
+    _write_jsonl(by_id, [{"id": f"id-{i}", "tags": [t]} for i, t in enumerate(TEXTS)])
+    ids = [f"id-{i}" for i in range(len(TEXTS))]
+    assert JsonlTagger(str(by_id)).tag(["other"] * len(TEXTS), ids=ids) == [[t] for t in TEXTS]
+
+
+def test_llm_tagger_prompts_fill_only_the_text_placeholder(tmp_path):
+    """The InsTag prompt (packaged or the user's file) is filled by plain replacement of `{text}`: the template's
+    own braces, `${...}`, `%s` and backslashes, and the same inside the text, arrive verbatim."""
+    from diversity.taggers.llm import LLMTagger
+
+    template = "Tag ${oc.env:HOME} {} %s \\n: <<{text}>> {answer_a}"
+    prompt_file = tmp_path / "prompt.txt"
+    prompt_file.write_text(template, encoding="utf-8")
+    tagger = LLMTagger(prompt_file=str(prompt_file), max_chars=10_000, progress=False)
+    assert tagger.prompts(TEXTS) == [template.replace("{text}", t) for t in TEXTS]
+    assert all(t in p for t, p in zip(TEXTS, LLMTagger(progress=False).prompts(TEXTS), strict=True))
