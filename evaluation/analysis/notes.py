@@ -8,7 +8,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from evaluation.analysis.collect import is_baseline, is_random
+from evaluation.analysis.collect import BASE_MODEL, is_baseline, is_random
 
 __all__ = ["MIN_LEVELS", "format_pm", "format_value", "score_label", "sweep_notes"]
 
@@ -78,6 +78,12 @@ def sweep_notes(runs: Sequence[dict], incomplete: Sequence[dict], long_rows: Seq
         notes.append(f"random baseline: {state}, so there is no 'vs random' comparison")
     elif unfinished_random:
         notes.append(f"random baseline unfinished: {len(unfinished_random)} run(s) missing from its mean")
+    if runs and not any(r.get("strategy") == BASE_MODEL for r in runs):
+        notes.append(
+            "base model: no run (0 training steps) in this sweep, so the effects have no denominator; score it "
+            "once into the same folder: python run.py -m experiment=<study>_base (or this sweep's settings with "
+            "trainer.max_steps=0 budget.tokens=null strategy=random hydra.sweep.subdir=base)"
+        )
     spread = sorted({r.get("runs_per_level") for r in per_strategy.values() if r.get("runs_per_level")})
     if spread:
         notes.append(f"runs per (strategy, degree): {', '.join(str(s) for s in spread)}")

@@ -39,7 +39,13 @@ def test_two_level_sweep_without_random_says_what_is_missing(tmp_path, capsys):
     assert "R-Micro: no slope, it needs runs at >= 3 degrees and has 2 (0%, 100%)" in notes
     assert "random baseline: no run, so there is no 'vs random' comparison" in notes
     assert "runs per (strategy, degree): 2" in notes
+    assert "base model: no run (0 training steps) in this sweep" in notes  # the effects' denominator is missing
     assert (tmp_path / "s" / "analysis" / "notes.txt").read_text().count("\n") == len(result["notes"])
+    cfg = {"seed": 0, "strategy": {"name": "random", "component": None}, "diversity": {"level": 1.0, "n": 20}}
+    sel = {"strategy": "random", "level": 1.0, "n": 20}
+    write_run_dir(tmp_path / "s" / "base", cfg, sel, None, {"train/steps": 0, SCORE: 1.0})
+    with_base = analyze(tmp_path / "s", n_boot=50, quiet=True)
+    assert not any(note.startswith("base model") for note in with_base["notes"])
     rows = {r["strategy"]: r for r in read_csv(tmp_path / "s" / "analysis" / "slopes_long.csv") if r["score"] == SCORE}
     assert rows["R-Micro"]["slope"] == "" and rows["R-Micro"]["missing"].startswith("slope needs >= 3 degrees, has 2")
     assert "no finished random run" in rows["R-Micro"]["missing"]
