@@ -89,11 +89,18 @@ def main(cfg: DictConfig) -> float | None:
         log.info(
             "run folder %s: if interrupted, resume with the same command plus hydra.run.dir=%s", *[run_dir.path] * 2
         )
+    from core.chat import EndpointError  # standard library only
+
     try:
         return run_job(cfg, run_dir, resolved, cfg_hash)
     except BAD_INPUT as err:
         removed = run_dir.discard_if_empty_handed()
         sys.exit(f"error: {err}" + ("" if removed else f" (kept {run_dir.path} for resuming)"))
+    except EndpointError as err:  # a judge or tagger endpoint failed for good, after its retries
+        sys.exit(
+            f"error: {err}\nThe answers received so far are cached: re-run the same command to resume"
+            + ("" if _multirun() else f" (a single job: add hydra.run.dir={run_dir.path})")
+        )
 
 
 def _multirun() -> bool:

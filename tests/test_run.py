@@ -198,3 +198,14 @@ def test_plan_from_a_pilot_without_the_score_fails_in_one_line(tmp_path):
                      "plan.score=eval/nope")  # fmt: skip
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "no pooled noise for score 'eval/nope'" in result.stderr and "set plan.score" in result.stderr
+
+
+def test_an_endpoint_that_fails_for_good_ends_in_one_error_with_the_resume_hint(tmp_path, tiny_overrides):
+    """A judge or tagger endpoint down after its retries: one error line and how to resume, not a traceback."""
+    result = run_cli(
+        *tiny_overrides, "mode=select", "strategy=meso_response", "tagger@strategy.extractor.tagger=llm",
+        "strategy.extractor.tagger.base_url=http://127.0.0.1:9/v1", "strategy.extractor.tagger.max_attempts=1",
+        "strategy.extractor.tagger.api_key_env=M2M_NO_SUCH_KEY_VAR",
+    )  # fmt: skip
+    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert "error:" in result.stderr and "re-run the same command to resume" in result.stderr
