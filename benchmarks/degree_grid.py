@@ -101,11 +101,13 @@ def main() -> None:
             drifts = [s.record["length"]["drift"]["response"] for s in subsets]
             drift = max(abs(d["mean_drift"]) for d in drifts)
             ks_max = max(d["ks"] for d in drifts)
-            cells = " ".join(f"{k}({t})" for k, t in zip(ks, targets, strict=True))
+            cells = " ".join("-" if k is None else f"{k}({t})" for k, t in zip(ks, targets, strict=True))
             k_range = f"{picks[0].k_min or '-'}..{picks[0].k_max or '-'}"
             print(f"{name:<18}{k_range:>14}  {cells:<72}{max(misses):>10.2%}"
                   f"{len(set(ks)):>9}{'yes' if rising else 'NO':>7}{drift:>10.1%}{ks_max:>8.3f}"
                   f"{seconds:>6.0f}")  # fmt: skip
+            per_degree = "  ".join(f"{d['mean_drift']:+.1%}/{d['ks']:.3f}" for d in drifts)
+            print(f"{'':<18}{'drift/KS':>14}  {per_degree}")  # each degree's mean drift and KS, 0 .. 1
             if max(misses) > 0.01 or not rising or not exact_n:
                 failures.append(f"{pool_name}/{name}: worst miss {max(misses):.2%}, rising {rising}, exact n {exact_n}")
             if args.lock and drift > 0.02:
