@@ -34,11 +34,13 @@ OmegaConf.register_new_resolver(
 )
 
 
-def length_tag(window: object, lock: object) -> str:
-    """`_w30-100_locked`, `_locked` or `` for a sweep's job folder: a length-controlled job never shares the
-    folder of the uncontrolled job with the same strategy, n, degree and seed (and never overwrites it)."""
+def length_tag(window: object, lock: object, instruction_bins: object = None) -> str:
+    """`_w30-100_locked`, `_locked_i8`, `_locked` or `` for a job's name and folder: a length-controlled job never
+    shares the folder of the uncontrolled job with the same strategy, n, degree and seed (and never overwrites it)."""
     tag = f"_w{window[0]}-{window[1]}" if window is not None and not isinstance(window, str) else ""
-    return tag + ("_locked" if lock is True else "")
+    if lock is not True:
+        return tag
+    return tag + "_locked" + (f"_i{instruction_bins}" if isinstance(instruction_bins, int) else "")
 
 
 OmegaConf.register_new_resolver("length_tag", length_tag, replace=True)  # conf/config.yaml's job_strategy

@@ -27,7 +27,16 @@ from typing import Any
 import numpy as np
 
 from core.cache import FeatureCache, stable_hash
-from diversity.lengths import LengthControl, in_window, length_drift, strata, stratum_of, token_lengths
+from diversity.lengths import (
+    LengthControl,
+    in_window,
+    joint_stratum,
+    length_drift,
+    split_quota,
+    strata,
+    stratum_of,
+    token_lengths,
+)
 from diversity.manifest import describe
 from diversity.pools import COMPONENTS, Pool, PoolError
 from diversity.selectors import Selection
@@ -243,12 +252,16 @@ def _length_control(
         # one such outlier, which a type-rich degree would pick, moves the subset's mean by several percent.
         cap = np.quantile(response[reference], 1 - 1 / (2 * n), method="higher")
         within = reference[response[reference] <= cap]
-        quota = Quota(stratum_of(response[within], edges), counts)
-        block["strata"] = {
-            "edges": edges.tolist(),
-            "quota": counts.tolist(),
-            "outliers_left_out": int(len(reference) - len(within)),
-        }
+        stratum = stratum_of(response[within], edges)
+        block["strata"] = {"edges": edges.tolist(), "quota": counts.tolist()}
+        if control.instruction_bins:  # the instruction-length distribution too, inside each response stratum
+            instruction = lengths["instruction"]
+            ref_outer = stratum_of(response[reference], edges)
+            inner_edges, counts, _ = split_quota(ref_outer, counts, instruction[reference], control.instruction_bins)
+            stratum = joint_stratum(stratum, instruction[within], inner_edges)
+            block["strata"] |= {"instruction_edges": inner_edges.tolist(), "joint_quota": counts.tolist()}
+        quota = Quota(stratum, counts)
+        block["strata"]["outliers_left_out"] = int(len(reference) - len(within))
     return within, quota, block, reference
 
 

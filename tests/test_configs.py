@@ -68,6 +68,8 @@ def test_a_locked_run_never_shares_its_name_or_folder_with_the_unlocked_one(comp
     cfg = compose_cfg("strategy=micro_response", "diversity.level=0.5", "seed=3", *locked, hydra_cfg=True)
     assert cfg.run_name == "micro_response_w30-100_locked_n200_l0.5_s3"
     assert cfg.hydra.sweep.subdir.startswith("micro_response_w30-100_locked/")
+    both = compose_cfg("strategy=micro_response", "diversity.length.lock=true", "diversity.length.instruction_bins=8")
+    assert both.run_name.startswith("micro_response_locked_i8_n")  # holding instruction length too: its own name
 
 
 def test_the_seven_degrees_are_defined_once():

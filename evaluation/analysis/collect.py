@@ -210,23 +210,27 @@ def matching_random(label: str, labels: Iterable[str]) -> str | None:
     return same_control if same_control in set(labels) else None
 
 
-def _length_control(sel: dict, cfg: dict) -> tuple[list[int] | None, bool]:
-    """(response-length window or None, locked?) from selection.json, or from an older run's config."""
+def _length_control(sel: dict, cfg: dict) -> tuple[list[int] | None, bool | str]:
+    """(response-length window or None, locked?) from selection.json, or from an older run's config; a lock that
+    holds instruction length too is `"locked + instruction"`."""
     control = (sel.get("length") or {}).get("control")
+    if not isinstance(control, dict):  # W&B rows carry only the config
+        configured = _dig(cfg, "diversity.length")
+        active = isinstance(configured, dict) and (configured.get("window") or configured.get("lock"))
+        control = configured if active else None
     if isinstance(control, dict):
-        return control.get("window"), bool(control.get("lock"))
-    configured = _dig(cfg, "diversity.length") or {}  # W&B rows carry only the config
-    if isinstance(configured, dict) and (configured.get("window") or configured.get("lock")):
-        return configured.get("window"), bool(configured.get("lock"))
+        lock = bool(control.get("lock"))
+        return control.get("window"), ("locked + instruction" if lock and control.get("instruction_bins") else lock)
     legacy = _dig(cfg, "diversity.match_length") or {}  # runs made before diversity.length existed
     if isinstance(legacy, dict) and legacy.get("enabled"):
         return [legacy.get("min_tokens"), legacy.get("max_tokens")], False
     return None, False
 
 
-def length_suffix(window: list[int] | None, lock: bool) -> str:
+def length_suffix(window: list[int] | None, lock: bool | str) -> str:
     """` [150-300 tokens, locked]`: a length-controlled strategy never pools with the uncontrolled one."""
-    parts = ([f"{window[0]}-{window[1]} tokens"] if window else []) + (["locked"] if lock else [])
+    locked = [lock if isinstance(lock, str) else "locked"] if lock else []
+    parts = ([f"{window[0]}-{window[1]} tokens"] if window else []) + locked
     return f" [{', '.join(parts)}]" if parts else ""
 
 

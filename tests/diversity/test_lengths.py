@@ -169,3 +169,50 @@ def test_an_unlocked_degree_moves_length_and_a_locked_one_does_not(locked_grid):
     )
     assert low.record["length"]["drift"]["response"]["mean_drift"] < -0.2  # degree 0 unlocked: much shorter
     assert abs(locked_grid[0].record["length"]["drift"]["response"]["mean_drift"]) <= 0.02
+
+
+def _pool_with_long_and_short_instructions(n: int, seed: int) -> Pool:
+    """Instructions whose distinct words grow with their length (so instruction degrees move it), responses too."""
+    rng = np.random.default_rng(seed)
+    vocab = [f"w{i}" for i in range(3000)]
+    weights = 1 / np.arange(1, 3001) ** 0.9
+    weights /= weights.sum()
+
+    def text(mean_log: float) -> str:
+        return " ".join(rng.choice(vocab, size=int(rng.lognormal(mean_log, 0.8)) + 3, p=weights))
+
+    ins, res = [text(3.0) for _ in range(n)], [text(3.8) for _ in range(n)]
+    return Pool([f"p{i}" for i in range(n)], ins, res, "synthetic", stable_hash([ins, res]))
+
+
+def test_instruction_bins_hold_instruction_length_too_while_response_length_and_k_stay_on_target():
+    pool = _pool_with_long_and_short_instructions(1500, 1)
+    strategy = Strategy(
+        "micro_instruction", "instruction", MicroExtractor("whitespace", 2, 100, progress=False), DegreeSelector()
+    )
+    both = LengthControl(lock=True, instruction_bins=8, tokenizer="whitespace")
+    response_only = LengthControl(lock=True, tokenizer="whitespace")
+    free = select_subset(pool, strategy, 120, 0.0, 0, heldout=HeldoutSpec(50), length=response_only)
+    assert free.record["length"]["drift"]["instruction"]["mean_drift"] < -0.4  # degree 0 picks short instructions
+    reference = np.array([len(t.split()) for t in free.candidates.instructions])
+    random_ks = _median_random_ks(reference, 120)
+    for level in (0.0, 0.5, 1.0):
+        subset = select_subset(pool, strategy, 120, level, 0, heldout=HeldoutSpec(50), length=both)
+        drift, sel = subset.record["length"]["drift"], subset.selection
+        assert abs(sel.k - sel.k_target) <= max(1, 0.01 * sel.k_target)
+        assert abs(drift["response"]["mean_drift"]) <= 0.03 and len(subset.indices) == 120
+        assert abs(drift["instruction"]["mean_drift"]) <= 0.15 and drift["instruction"]["ks"] <= random_ks, drift
+        strata_block = subset.record["length"]["strata"]
+        assert sum(strata_block["joint_quota"]) == 120 and len(strata_block["instruction_edges"]) == 7
+        assert subset.record["length"]["control"]["instruction_bins"] == 8
+
+
+def test_split_quota_keeps_each_outer_quota_and_follows_the_inner_mass():
+    from diversity.lengths import split_quota
+
+    outer = np.repeat([0, 1], 100)
+    inner = np.concatenate([np.arange(100), np.full(100, 5)])  # stratum 1 holds only short instructions
+    edges, joint, rows = split_quota(outer, np.array([10, 7]), inner, 4)
+    table = joint.reshape(2, len(edges) + 1)
+    assert table.sum(axis=1).tolist() == [10, 7]
+    assert table[1, 0] == 7 and len(rows) == 200
