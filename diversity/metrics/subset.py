@@ -141,7 +141,7 @@ def compute_subset_metrics(
         pool_embeddings: component -> (N, d) embeddings of *every* pool text the subset was drawn from (e.g.
             `diversity.metrics.pool_embeddings.pool_matrix`); adds `novelsum` (density from each subset
             sample's 10 nearest pool neighbours) and `facility_coverage`. Costs one subset x pool matrix
-            product per component (~10 s at 10K x 117K on 2 cores).
+            product per component (15-29 s at 10K x 117K on the loaded 2-core sandbox; benchmarks/README.md).
 
     Returns:
         Flat `{"subset/<component>/<metric>": float, "subset/k/<name>": int}`.
