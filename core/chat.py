@@ -7,8 +7,10 @@ or a key pasted into `api_key_env`, never reaches a log. A `base_url` with a cre
 
 Transient failures are retried, so one rate limit late in ~1,600 judge calls does not end a run: HTTP 408/409/
 425/429 and every 5xx, timeouts, refused or dropped connections and truncated bodies get up to `max_attempts`
-tries, waiting exponential backoff with jitter (or the server's `Retry-After`, capped at `max_wait_s`). Anything
-else (401, 400, a malformed reply) fails at once. `complete` hands every answer to `on_answer` as soon as it
+tries, waiting exponential backoff with jitter, or the server's `Retry-After`, capped at `max_wait_s`: a longer
+`Retry-After` is shortened to `max_wait_s`, with a warning the first time (later ones are logged at debug level and
+counted in `stats["capped_waits"]`); raise `max_wait_s` to honour it in full. Anything else (401, 400, a malformed
+reply) fails at once. `complete` hands every answer to `on_answer` as soon as it
 arrives, so a caller can persist it before a later request fails; `stats` counts calls, retries and failures.
 """
 
@@ -36,7 +38,11 @@ RETRY_STATUS = {408, 409, 425, 429}  # and every 5xx
 
 
 class EndpointError(RuntimeError):
-    """A request failed for good (after its retries, or at once when retrying cannot help)."""
+    """A request failed for good (after its retries, or at once when retrying cannot help).
+
+    The message names the endpoint and the last failure. Raised through `evaluation.judge.judge_pairs` with a verdict
+    cache, it also says how many judgements are kept there and that a rerun with the same cache resumes.
+    """
 
 
 class _Transient(Exception):
@@ -77,7 +83,8 @@ class ChatClient:
         max_workers: Concurrent requests (hosted APIs are latency-bound).
         max_attempts: Tries per request before giving up (1 = no retry).
         backoff_s: First retry waits about this long; each further retry doubles it (with +-50% jitter).
-        max_wait_s: Longest wait between tries, also the cap on a server's `Retry-After`.
+        max_wait_s: Longest wait between tries, also the cap on a server's `Retry-After` (a longer one is cut to it,
+            with a warning).
     """
 
     base_url: str
@@ -149,6 +156,16 @@ class ChatClient:
     def _backoff(self, attempt: int, server_wait: float | None) -> float:
         """Seconds before try `attempt + 1`: the server's Retry-After if given, else jittered exponential."""
         if server_wait is not None:
+            if server_wait > self.max_wait_s:
+                with self._lock:
+                    self.stats["capped_waits"] += 1
+                    first = self.stats["capped_waits"] == 1
+                (log.warning if first else log.debug)(
+                    "endpoint asked to wait %.0f s (Retry-After); waiting max_wait_s = %.0f s instead%s",
+                    server_wait,
+                    self.max_wait_s,
+                    " (raise max_wait_s to honour it; later cuts are logged at debug level)" if first else "",
+                )
             return min(server_wait, self.max_wait_s)
         base = min(self.max_wait_s, self.backoff_s * 2 ** (attempt - 1))
         with self._lock:

@@ -5,17 +5,23 @@ version, so a change to how types, tags, embeddings or selections are computed m
 instead of silently returning results of the old logic (nobody has to remember to bump a constant).
 
 What "reaches" means: starting from the compute callable (and the save/load functions), follow closures,
-bound `self`s, `functools.partial`s, the globals a function's code names, the attributes of objects and the
-methods of their classes, keeping every module whose file is outside the standard library and installed
-packages. The version is the sha256 over those modules' names and sources. It is conservative: an edit to any
-reached module (even a comment) invalidates, which costs a recomputation, never a wrong result. O(size of the
-reached code) per call (a few ms: the files are read each time, so an edit is never missed).
+bound `self`s, `functools.partial`s, the globals a function's code names, what a function imports inside its body
+(`from core.generate import generate` in a function: the module and the imported names, read from the function's
+bytecode, nested functions included; a project module not imported yet is imported then, as the function would),
+the attributes of objects and the methods of their classes, keeping every module whose file is outside the
+standard library and installed packages (those are never imported here). The version is the sha256 over those
+modules' names and sources. It is conservative: an edit to any reached module (even a comment) invalidates,
+which costs a recomputation, never a wrong result. O(size of the reached code) per call (a few ms: the files
+are read each time, so an edit is never missed).
 """
 
 from __future__ import annotations
 
+import dis
 import functools
 import hashlib
+import importlib
+import importlib.util
 import inspect
 import sys
 import sysconfig
@@ -63,6 +69,43 @@ def _names(code: types.CodeType) -> Iterable[str]:
             yield from _names(const)
 
 
+@functools.lru_cache(maxsize=4096)
+def _imports(code: types.CodeType) -> frozenset[tuple[int, str, tuple[str, ...]]]:
+    """(level, module, imported names) of every import statement in a code object's body (and in the functions
+    and lambdas nested in it): `from .x import a, b` is (1, "x", ("a", "b")), `import a.b` is (0, "a.b", ())."""
+    found = set()
+    previous: list[Any] = [None, None]
+    for instruction in dis.get_instructions(code):
+        if instruction.opname == "IMPORT_NAME":
+            level, fromlist = previous
+            found.add(((level if isinstance(level, int) else 0), instruction.argval, tuple(fromlist or ())))
+        previous = [previous[1], instruction.argval]
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            found |= _imports(const)
+    return frozenset(found)
+
+
+def _import_project(name: str) -> types.ModuleType | None:
+    """Project module `name`, imported now if it is not yet (as the function importing it will when it runs);
+    None for the standard library, installed packages (never imported here) and a module that fails to import."""
+    module = sys.modules.get(name)
+    if module is None:
+        try:
+            spec = importlib.util.find_spec(name.partition(".")[0])  # a top-level lookup imports nothing
+        except (ImportError, ValueError):
+            return None
+        places = [] if spec is None else [spec.origin, *(spec.submodule_search_locations or ())]
+        where = next((place for place in places if place and place not in ("built-in", "frozen")), None)
+        if not where or str(Path(where).resolve()).startswith(_LIBRARY_DIRS):
+            return None
+        try:
+            module = importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - the function would fail the same way; nothing of it to version
+            return None
+    return None if _library(module) else module
+
+
 def _contents(cell: types.CellType) -> Any:
     """A closure cell's value; None for a cell not filled yet."""
     try:
@@ -105,6 +148,8 @@ def reached_modules(*roots: Any, max_depth: int = 12) -> dict[str, Path]:
             for name in set(_names(obj.__code__)):
                 if name in obj.__globals__:
                     walk(obj.__globals__[name], depth + 1)
+            for level, name, fromlist in _imports(obj.__code__):
+                walk_import(level, name, fromlist, obj.__globals__.get("__package__"), depth + 1)
         elif isinstance(obj, type):
             for cls in obj.__mro__:
                 if add(module_of(cls)):
@@ -122,6 +167,24 @@ def reached_modules(*roots: Any, max_depth: int = 12) -> dict[str, Path]:
             walk(type(obj), depth + 1)
             for item in getattr(obj, "__dict__", {}).values():
                 walk(item, depth + 1)
+
+    def walk_import(level: int, name: str, fromlist: tuple[str, ...], package: str | None, depth: int) -> None:
+        """An import inside a function body: the module (if it is the project's) and every name taken from it."""
+        try:
+            name = importlib.util.resolve_name("." * level + name, package) if level else name
+        except (ImportError, ValueError):
+            return
+        module = _import_project(name)
+        if module is None:
+            return
+        add(module)
+        for member in fromlist:
+            if member == "*":
+                continue
+            value = getattr(module, member, None)
+            if value is None:  # `from package import submodule` before the submodule was imported
+                value = _import_project(f"{name}.{member}")
+            walk(value, depth)
 
     for root in roots:
         walk(root, 0)

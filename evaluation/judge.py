@@ -18,7 +18,8 @@ labels) with `{instruction}`, `{answer_a}` and `{answer_b}`, filled by plain one
 
 Resuming. Judge calls are the slow and paid part, so with a `cache_path` every reply is appended to a JSON-lines
 verdict cache (`VerdictCache`) as it arrives, keyed by (judge identity, template hash, prompt, both answers,
-order). A rerun after a crash, a kill or an endpoint that gave up sends only the judgements not yet made.
+order). A rerun after a crash, a kill or an endpoint that gave up sends only the judgements not yet made; the
+`EndpointError` of an endpoint that gave up says how many judgements are kept and where.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from core.chat import EndpointError
 from core.progress import Ticker
 
 log = logging.getLogger(__name__)
@@ -265,7 +267,16 @@ def judge_pairs(
             log.info("judging: %s", ticker.status(done))
 
     if order:
-        _ask(judge, [pending[key] for key in order], on_answer, chunk)
+        try:
+            _ask(judge, [pending[key] for key in order], on_answer, chunk)
+        except EndpointError as err:
+            if cache is None:
+                raise
+            kept = sum(key in raws for key in dict.fromkeys(keys))
+            raise EndpointError(
+                f"{err}\njudging stopped with {kept} of {len(set(keys))} judgements made; they are kept in the verdict "
+                f"cache {cache_path}, and a rerun with the same cache asks only the {len(set(keys)) - kept} missing"
+            ) from None
     rows = []
     for (item_id, position, answer, reference, *_), key in zip(jobs, keys, strict=True):
         raw = raws[key]

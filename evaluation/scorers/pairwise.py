@@ -1,6 +1,8 @@
 """Pairwise win rate against each benchmark's baseline answers (the paper's score; baseline = 50).
 
-Every verdict, with the judge's raw text, is written to `run_dir/verdicts/<benchmark>.jsonl`.
+Every verdict, with the judge's raw text, is written to `run_dir/verdicts/<benchmark>.jsonl`. A rerun in the same
+run folder resumes: the model's saved answers are read back (`EvalContext.generations`) and every verdict already
+made comes from `run_dir/verdicts/<benchmark>.cache.jsonl`, so a judge endpoint that gave up costs nothing twice.
 See `evaluation.judge` for how verdicts are read, and `evaluation.winrate` for the both-orders rule, invalid
 verdicts, ties, strong wins, the length-controlled rate and the bootstrap interval.
 """
@@ -9,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.chat import ChatClient
+from core.chat import ChatClient, EndpointError
 from core.jsonl import save_jsonl
 from evaluation.benchmarks import BenchmarkItem
 from evaluation.judge import HFJudge, judge_pairs, load_template
@@ -85,16 +87,22 @@ class PairwiseScorer:
                 if self.benchmarks is not None:
                     raise ValueError(f"pairwise judging needs a baseline answer for every item of '{bench}'")
                 continue
-            answers = ctx.generations(bench)
-            rows = judge_pairs(
-                judge,
-                template,
-                [item.id for item in items],
-                [item.prompt for item in items],
-                answers,
-                baselines,
-                cache_path=ctx.run_dir / "verdicts" / f"{bench}.cache.jsonl",  # a rerun resumes, nothing judged twice
-            )
+            answers = ctx.generations(bench)  # a rerun reads the saved answers back: the cache keys stay the same
+            try:
+                rows = judge_pairs(
+                    judge,
+                    template,
+                    [item.id for item in items],
+                    [item.prompt for item in items],
+                    answers,
+                    baselines,
+                    cache_path=ctx.run_dir / "verdicts" / f"{bench}.cache.jsonl",  # a rerun resumes, none judged twice
+                )
+            except EndpointError as err:
+                raise EndpointError(
+                    f"judging {bench}: {err}\nTo resume, run the same command again with hydra.run.dir={ctx.run_dir}: "
+                    "its saved answers and verdicts are reused, and only the missing judgements are asked"
+                ) from None
             save_jsonl(ctx.run_dir / "verdicts" / f"{bench}.jsonl", rows)
             per_item = item_scores(rows)
             for item in items:

@@ -37,6 +37,23 @@ def test_retry_after_is_honoured():
     assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == pytest.approx(10.0)
 
 
+def test_a_retry_after_longer_than_max_wait_is_cut_with_one_warning(caplog):
+    with flaky_chat_server(lambda b: "ok", fail_rate=1.0, retry_after="30", kinds=("429",)) as srv:
+        client = _client(srv.url, max_attempts=3, max_workers=1, max_wait_s=0.2)
+        start = time.monotonic()
+        with caplog.at_level("DEBUG", logger="core.chat"), pytest.raises(EndpointError, match="HTTP 429"):
+            client.complete(["rate limited"])
+    assert time.monotonic() - start < 5 and srv.requests == 3  # 2 waits of 0.2 s, not of 30 s
+    assert client.stats["capped_waits"] == 2
+    warnings = [r for r in caplog.records if r.levelname == "WARNING" and "Retry-After" in r.getMessage()]
+    assert len(warnings) == 1 and "30 s" in warnings[0].getMessage() and "max_wait_s" in warnings[0].getMessage()
+    with flaky_chat_server(lambda b: "ok", fail_rate=1.0, retry_after="0.1", kinds=("429",)) as srv:
+        client = _client(srv.url, max_attempts=2, max_workers=1, max_wait_s=0.2)
+        with pytest.raises(EndpointError):
+            client.complete(["short wait"])
+    assert client.stats["capped_waits"] == 0  # a Retry-After within max_wait_s is honoured as given
+
+
 def test_attempts_are_bounded_and_the_final_error_says_what_happened():
     with flaky_chat_server(lambda b: "ok", fail_rate=1.0) as srv:
         client = _client(srv.url, max_attempts=3, max_workers=1)

@@ -132,3 +132,74 @@ def test_fresh_names_only_complete_entries_of_the_same_code(tmp_path):
     cache.get_or_compute("x", {"k": 1}, lambda: [1], save, load, code="v1")
     assert cache.fresh("x", {"k": 1}, "v1") == cache.entry("x", {"k": 1})
     assert cache.fresh("x", {"k": 1}, "v2") is None
+
+
+LAZY = """
+import json
+
+
+class Tagger:
+    def tag(self, texts):
+        from .helper import scale  # imported only when the tags are computed
+
+        return [scale(len(t), 2) for t in texts]
+
+    def save(self, value, folder):
+        def write():
+            from . import writer  # nested function, `from package import submodule`
+
+            writer.write(folder, json.dumps(value))
+
+        write()
+"""
+
+
+@pytest.fixture()
+def lazy_package(tmp_path, monkeypatch):
+    """A package whose compute and save functions import their helpers inside their bodies, not at the top."""
+    name = f"m2m_lazy_{tmp_path.name}"
+    package = tmp_path / name
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "tagger.py").write_text(LAZY)
+    (package / "helper.py").write_text(HELPER.format(tweak=""))
+    (package / "writer.py").write_text("def write(folder, text):\n    (folder / 'v.json').write_text(text)\n")
+    importlib.invalidate_caches()
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield package, name
+    for module in [m for m in sys.modules if m == name or m.startswith(f"{name}.")]:
+        sys.modules.pop(module)
+
+
+def test_modules_imported_inside_functions_are_part_of_the_version(lazy_package):
+    package, name = lazy_package
+    tagger = importlib.import_module(f"{name}.tagger").Tagger()
+    assert f"{name}.helper" not in sys.modules  # not imported before the version is taken
+    reached = reached_modules(tagger.tag, tagger.save)
+    assert {f"{name}.tagger", f"{name}.helper", f"{name}.writer"} <= set(reached)
+    assert not any(m == "json" or m.startswith("core.") for m in reached)  # stdlib and unrelated code: not followed
+    before = code_version(tagger.tag)
+    assert code_version(tagger.tag) == before
+
+    (package / "helper.py").write_text(HELPER.format(tweak=" * 10"))
+    assert code_version(tagger.tag) != before  # only the lazily imported helper changed
+    writer = code_version(tagger.save)
+    (package / "writer.py").write_text("def write(folder, text):\n    (folder / 'w.json').write_text(text)\n")
+    assert code_version(tagger.save) != writer
+
+
+def test_the_llm_tagger_and_micro_types_reach_what_they_import_lazily():
+    """The LLM tagger asks `core.chat` or `core.generate` (and its `core.prompting`), micro types count tokens with
+    `core.assets.load_tokenizer`: all imported inside functions."""
+    from diversity.extractors.meso import MesoExtractor
+    from diversity.extractors.micro import MicroExtractor
+    from diversity.strategy import Strategy
+    from diversity.taggers.keyword import KeywordTagger
+    from diversity.taggers.llm import LLMTagger
+
+    llm = set(reached_modules(MesoExtractor(LLMTagger(model="m")).tag))
+    assert {"diversity.taggers.llm", "core.chat", "core.generate", "core.prompting", "core.assets"} <= llm
+    micro = set(reached_modules(Strategy("s", "instruction", MicroExtractor()).types))
+    assert "core.assets" in micro
+    keyword = set(reached_modules(MesoExtractor(KeywordTagger()).tag))
+    assert not keyword & {"core.chat", "core.generate"}  # a tagger that asks no model does not depend on them

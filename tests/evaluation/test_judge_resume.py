@@ -3,6 +3,7 @@ resumes it with the same verdicts as a clean run, and no judgement is ever asked
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -153,3 +154,135 @@ def test_a_judge_without_streaming_is_cached_batch_by_batch(tmp_path):
     rows = judge_pairs(second, load_template(), IDS, PROMPTS, ANSWERS, BASELINES, cache_path=cache, chunk=8)
     assert sum(len(b) for b in second.batches) == 2 * N - 16 and sum(r["cached"] for r in rows) == 16
     assert not {p for b in first.batches for p in b} & {p for b in second.batches for p in b}
+
+
+# Scorer level: a run's pairwise scorer (AlpacaEval + Arena-Hard) against the scripted server, on a real tiny model.
+
+GENERATION = {"max_new_tokens": 8, "batch_size": 4}
+JUDGE = {"backend": "openai", "model": "scripted", "backoff_s": 0.01, "max_wait_s": 0.5, "timeout": 0.5}
+
+
+def _hashed_verdict(body: dict) -> str:
+    """A verdict that depends only on the judge prompt (so only on the answers shown and their order)."""
+    digest = hashlib.sha256(body["messages"][-1]["content"].encode()).digest()
+    return ["Reasoning.\n[[A]]", "[[B]]", "Equal.\n[[C]]", "[[A>>B]]", "no verdict"][digest[0] % 5]
+
+
+def _benchmarks(tmp_path: Path) -> dict[str, dict]:
+    """Local AlpacaEval (8 prompts) and Arena-Hard (6 prompts) folders, prompts with `${...}`, braces and `%s`."""
+    alpaca, arena = tmp_path / "alpaca_eval", tmp_path / "arena_hard"
+    alpaca.mkdir()
+    arena.mkdir()
+    rows = [{"instruction": f"Tell me about ${{x}} {{}} %s item {i}.", "output": f"GPT4-{i}"} for i in range(8)]
+    (alpaca / "gpt4_1106_preview_outputs.json").write_text(json.dumps(rows))
+    with open(arena / "question.jsonl", "w") as qs, open(arena / "gpt-4-0314_answers.jsonl", "w") as ans:
+        for i in range(6):
+            qs.write(json.dumps({"question_id": f"q{i}", "turns": [{"content": f"Explain topic {i} \\ {{0}}"}]}) + "\n")
+            ans.write(json.dumps({"question_id": f"q{i}", "choices": [{"turns": [{"content": f"BASE {i}"}]}]}) + "\n")
+    return {"alpaca_eval": {"source": str(alpaca)}, "arena_hard": {"source": str(arena)}}
+
+
+def _fresh_model(model_dir: Path):
+    """The model as a new process loads it, with its real `generate` wrapped to count the calls."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    calls: list[int] = []
+    real = model.generate
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs["input_ids"].shape[0])
+        return real(*args, **kwargs)
+
+    model.generate = counted
+    return model, AutoTokenizer.from_pretrained(model_dir), calls
+
+
+def _score(model_dir: Path, run_dir: Path, benchmarks: dict, url: str):
+    from evaluation.scorers.base import EvalContext
+    from evaluation.scorers.pairwise import PairwiseScorer
+
+    model, tokenizer, calls = _fresh_model(model_dir)
+    ctx = EvalContext(model, tokenizer, run_dir, benchmarks, generation=GENERATION, progress=False)
+    scorer = PairwiseScorer(judge={**JUDGE, "base_url": url}, n_resamples=50)
+    try:
+        return scorer.score(ctx), ctx, calls
+    except EndpointError as err:
+        err.calls = calls
+        raise
+
+
+def _verdicts(run_dir: Path, bench: str):
+    from core.jsonl import load_jsonl
+
+    return [
+        (r["id"], r["model_position"], r["verdict"], r["raw"])
+        for r in load_jsonl(run_dir / "verdicts" / f"{bench}.jsonl")
+    ]
+
+
+def test_a_rerun_of_the_pairwise_scorer_reuses_its_answers_and_resumes_its_verdicts(tmp_path, tiny_model_dir):
+    benchmarks, total = _benchmarks(tmp_path), 2 * (8 + 6)
+    with flaky_chat_server(_hashed_verdict, fail_rate=0.0) as clean_srv:
+        clean, _, clean_calls = _score(tiny_model_dir, tmp_path / "clean", benchmarks, clean_srv.url)
+    assert sum(clean_srv.answered.values()) == total
+
+    run_dir = tmp_path / "run"
+    dying = flaky_chat_server(_hashed_verdict, fail_rate=0.2, seed=7, die_after=20, stall_s=0.7)
+    with dying as first, pytest.raises(EndpointError) as failed:
+        _score(tiny_model_dir, run_dir, benchmarks, first.url)
+    message = str(failed.value)  # one error saying what is kept and how to resume
+    assert "gave up" in message and "kept in the verdict cache" in message and f"hydra.run.dir={run_dir}" in message
+    assert sum(first.failures.values()) > 0 and 16 < sum(first.answered.values()) < total  # died inside Arena-Hard
+    kept = sum(len(VerdictCache(run_dir / "verdicts" / f"{b}.cache.jsonl").entries) for b in benchmarks)
+    assert kept == sum(first.answered.values())  # every verdict delivered before the death was kept
+    assert failed.value.calls == clean_calls  # both benchmarks were generated before the judge died
+    saved = {b: (run_dir / "generations" / f"{b}.jsonl").stat() for b in benchmarks}
+
+    with flaky_chat_server(_hashed_verdict, fail_rate=0.2, seed=8, stall_s=0.7) as second:
+        scores, ctx, calls = _score(tiny_model_dir, run_dir, benchmarks, second.url)
+    assert calls == []  # the model generated nothing: its saved answers were read back
+    assert ctx.reused == {"alpaca_eval": True, "arena_hard": True}
+    for bench, stat in saved.items():
+        now = (run_dir / "generations" / f"{bench}.jsonl").stat()
+        assert (now.st_mtime_ns, now.st_ino) == (stat.st_mtime_ns, stat.st_ino)
+        assert _verdicts(run_dir, bench) == _verdicts(tmp_path / "clean", bench)  # the clean run's verdicts
+    assert not set(first.answered) & set(second.answered)  # nothing judged twice
+    assert max([*first.answered.values(), *second.answered.values()]) == 1
+    assert sum(first.answered.values()) + sum(second.answered.values()) == total
+    assert scores == pytest.approx(clean, nan_ok=True)  # every win rate, interval and hit_cap as a clean run's
+
+
+def test_saved_answers_are_regenerated_when_model_settings_prompts_or_file_differ(tmp_path, tiny_model_dir):
+    from evaluation.scorers.base import EvalContext
+
+    benchmarks = {"arena_hard": {**_benchmarks(tmp_path)["arena_hard"], "limit": 3}}  # one batch: quick
+    settings = {**GENERATION, "max_new_tokens": 2}
+    run_dir = tmp_path / "run"
+    path, sidecar = run_dir / "generations" / "arena_hard.jsonl", run_dir / "generations" / "arena_hard.meta.json"
+
+    def answers(generation=settings, bench=benchmarks, tweak=None):
+        model, tokenizer, calls = _fresh_model(tiny_model_dir)
+        if tweak:
+            tweak(model)
+        ctx = EvalContext(model, tokenizer, run_dir, bench, generation=generation, progress=False)
+        return ctx.generations("arena_hard"), calls
+
+    first, calls = answers()
+    assert calls and path.is_file() and json.loads(sidecar.read_text())["file"] == path.name
+    assert answers() == (first, [])  # same model, settings and prompts: read back
+    _, calls = answers(generation={**settings, "max_new_tokens": 3})
+    assert calls  # other settings: generated again, and the file now holds those
+    _, calls = answers(generation={**settings, "max_new_tokens": 3})
+    assert calls == []
+    _, calls = answers(tweak=lambda m: m.model.norm.weight.data.mul_(2))
+    assert calls  # another checkpoint
+    _, calls = answers(bench={"arena_hard": {**benchmarks["arena_hard"], "limit": 2}})
+    assert calls  # other prompts
+    answers()
+    path.write_text(path.read_text().replace('"generation": "', '"generation": "edited '))
+    _, calls = answers()
+    assert calls  # a file edited after it was generated is not trusted
+    sidecar.unlink()
+    _, calls = answers()
+    assert calls  # no sidecar (a run of older code, or killed between the two writes): generated again
