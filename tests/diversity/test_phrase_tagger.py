@@ -1,5 +1,6 @@
-"""PhraseTagger: open-vocabulary candidates, tags only above the relevance threshold, a vocabulary drawn from
-the pool, no length bias on the default pool."""
+"""PhraseTagger: open-vocabulary candidates, tags only above the relevance threshold (by default on the ranking
+score; with admit_on="cosine" on the bare tag-text cosine, bonuses and cue words only ranking), a vocabulary drawn
+from the pool, no length bias on the default pool."""
 
 from __future__ import annotations
 
@@ -57,6 +58,49 @@ def test_tags_are_relevant_shared_and_never_forced(tagged):
     assert {"lisbon"} <= set(tags[5]) & set(tags[6])
 
 
+def test_admit_on_cosine_keeps_only_tags_whose_bare_cosine_passes():
+    """Issue 22 audit: with admit_on="cosine" the kept share below the threshold is 0 by construction, because
+    the recorded relevance is cos(embed(window), embed(tag name)) recomputed here, without bonus or cue."""
+    from diversity.embeddings import embed
+    from diversity.taggers.window import embedding_windows
+
+    tagger = PhraseTagger(progress=False, admit_on="cosine")
+    rows = tagger.tag_with_scores(POOL)
+    pairs = [(i, tag, score) for i, row in enumerate(rows) for tag, score in row if not math.isnan(score)]
+    windows = embedding_windows(POOL, tagger.embedder, tagger.max_seq_length)
+    text_vectors = embed(windows, tagger.embedder, 64, tagger.max_seq_length + 2, progress=False)
+    names = sorted({tag for _, tag, _ in pairs})
+    tag_vectors = dict(zip(names, embed(names, tagger.embedder, 64, 32, progress=False), strict=True))
+    cosines = np.array([text_vectors[i] @ tag_vectors[tag] for i, tag, _ in pairs])
+    np.testing.assert_allclose([score for *_, score in pairs], cosines, atol=1e-3)
+    assert np.mean(cosines < tagger.min_relevance) == 0.0
+
+
+def test_with_admit_on_cosine_a_cue_word_or_the_lexical_bonus_never_admits_a_tag():
+    """A cue ranks an intent but cannot admit it: "spring" is a cue of "java programming", and on a gardening
+    text that cue scores 0.47 while the tag itself scores 0.04 (the audit found this tag there; the default,
+    admit_on="score", keeps it, which benchmarks/README.md states)."""
+    garden = "Spring is an excellent time to plant native plants in your garden. Choose perennials for your soil."
+    texts = [garden, "Plant tomatoes in spring, in a sunny garden.", "What is having a garden like? Tell me later."]
+    default = PhraseTagger(progress=False).tag_with_scores(texts)
+    assert "java programming" in {t for t, _ in default[0]}  # the score rule admits it on its cue
+    tagger = PhraseTagger(progress=False, admit_on="cosine")
+    rows = tagger.tag_with_scores(texts)
+    assert all("java programming" not in {t for t, _ in row} for row in rows)
+    assert all(score >= tagger.min_relevance for row in rows for _, score in row)
+    # the cue case is really exercised: ranked by its cue the intent would pass, by its name it does not
+    from diversity.embeddings import embed
+    from diversity.taggers.window import embedding_windows
+
+    vectors = embed(embedding_windows(texts[:1], tagger.embedder, 64), tagger.embedder, 64, 66, progress=False)
+    names, relevance, rank = tagger._intent_scores(vectors)
+    j = names.index("java programming")
+    assert rank[0, j] >= tagger.min_relevance > relevance[0, j]
+    # a word found in the window ("garden", "having", "later") ranks higher but is kept only on its own cosine
+    boosted = PhraseTagger(progress=False, lexical_bonus=5.0, admit_on="cosine").tag_with_scores(texts)
+    assert all(score >= tagger.min_relevance for row in boosted for _, score in row)
+
+
 def test_pool_vocabulary_excludes_one_off_phrases(tagged):
     _, rows = tagged
     phrases = {t for row in rows for t, _ in row}
@@ -76,6 +120,9 @@ def test_meso_extractor_records_threshold_and_untyped(tagged):
 
 def test_cache_key_and_bad_parameters():
     assert PhraseTagger().cache_key() != PhraseTagger(min_relevance=0.4).cache_key()
+    assert PhraseTagger().cache_key() != PhraseTagger(admit_on="cosine").cache_key()
+    with pytest.raises(ValueError, match="admit_on"):
+        PhraseTagger(admit_on="bonus")
     with pytest.raises(ValueError, match="max_df"):
         PhraseTagger(max_df=0)
     with pytest.raises(ValueError, match="min_df"):
