@@ -162,7 +162,7 @@ def split_quota(
     """
     inner_edges = np.unique(np.quantile(inner_lengths, np.arange(1, max(int(bins), 1)) / bins, method="lower"))
     n_inner = len(inner_edges) + 1
-    joint = outer * n_inner + stratum_of(inner_lengths, inner_edges)
+    joint = joint_stratum(outer, inner_lengths, inner_edges)
     mass = np.bincount(joint, minlength=len(counts) * n_inner).reshape(len(counts), n_inner).astype(np.float64)
     joint_counts = np.zeros_like(mass, dtype=np.int64)
     for s, total in enumerate(counts):
