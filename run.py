@@ -164,8 +164,9 @@ def run_job(cfg: DictConfig, run_dir: RunDir, resolved: dict, cfg_hash: str) -> 
     from diversity.describe import describe_subset, print_summary
     from diversity.lengths import LengthControl
     from diversity.manifest import update_selection_json, write_manifest
-    from diversity.pools import load_pool
+    from diversity.pools import load_pool, pool_settings
     from diversity.select import HeldoutSpec, pool_columns, select_subset
+    from evaluation.benchmarks import decontamination_prompts
     from training.tokenization import encode_pairs
 
     validate_config(resolved, CONFIG_RULES)  # every problem at once, before the pool is loaded or anything is computed
@@ -210,12 +211,6 @@ def run_job(cfg: DictConfig, run_dir: RunDir, resolved: dict, cfg_hash: str) -> 
         selection_info,
         subset_metrics,
     )
-
-
-def pool_settings(data: DictConfig) -> dict:
-    """`diversity.pools.load_pool`'s arguments from the `data` group."""
-    keys = ("source", "max_samples", "turns", "max_chars", "split", "allow_truncated_tail", "conversation_id")
-    return {"seed": data.pool_seed, **{key: data[key] for key in keys}}
 
 
 def fit_and_evaluate(
@@ -283,13 +278,6 @@ def fit_and_evaluate(
     if trainer.is_global_zero:
         print_summary(run_dir.path, metrics, run_dir.read_json("selection.json"))
     return metrics["heldout/loss"]
-
-
-def decontamination_prompts(cfg: DictConfig) -> dict[str, list[str]]:
-    """Prompts of the eval config's benchmarks, which the pool must not contain (none when decontamination is off)."""
-    from evaluation.benchmarks import configured_prompts
-
-    return configured_prompts(cfg.get("eval")) if cfg.data.decontaminate.enabled else {}
 
 
 def training_metrics(trainer: L.Trainer, module: SFTModule, datamodule: SFTDataModule, truncation: dict) -> dict:

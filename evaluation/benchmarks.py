@@ -253,6 +253,11 @@ _PARSERS = {
 }
 
 
+def decontamination_prompts(cfg: Any) -> dict[str, list[str]]:
+    """Prompts of a job config's benchmarks that its pool must not contain (none when decontamination is off)."""
+    return configured_prompts(cfg.get("eval")) if cfg.data.decontaminate.enabled else {}
+
+
 def configured_prompts(cfg_eval: Any) -> dict[str, list[str]]:
     """Every prompt of every benchmark an eval config names, for decontaminating the training pool.
 

@@ -15,6 +15,6 @@ Numeric row fields a selector needs (a quality score for QDIT's `quality=column:
 """
 
 from diversity.pools.base import COMPONENTS, HeldoutSplit, Pool, PoolError, pair_hash
-from diversity.pools.loader import load_pool
+from diversity.pools.loader import POOL_KEYS, load_pool, pool_settings
 
-__all__ = ["COMPONENTS", "HeldoutSplit", "Pool", "PoolError", "load_pool", "pair_hash"]
+__all__ = ["COMPONENTS", "POOL_KEYS", "HeldoutSplit", "Pool", "PoolError", "load_pool", "pair_hash", "pool_settings"]

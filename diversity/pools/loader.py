@@ -23,6 +23,15 @@ CONVERSATION_ID = ("auto", "row", "id", "id_prefix")
 _PART_SUFFIX = re.compile(r"_\d+$")
 
 
+POOL_KEYS = ("source", "max_samples", "turns", "max_chars", "split", "allow_truncated_tail", "conversation_id")
+"""Keys of the `data` config group that decide the pool (with `pool_seed`): what `pool_settings` reads."""
+
+
+def pool_settings(data: Any) -> dict[str, Any]:
+    """`load_pool`'s arguments from a `data` config block (a job's, or a finished run's `config.yaml`)."""
+    return {"seed": data.pool_seed, **{key: data[key] for key in POOL_KEYS}}
+
+
 def load_pool(
     source: str,
     max_samples: int | None = None,

@@ -32,9 +32,11 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from core.cache import FeatureCache
-from diversity.pools import COMPONENTS, load_pool
+from core.jsonl import load_jsonl
+from diversity.pools import COMPONENTS, POOL_KEYS, load_pool, pool_settings
 from diversity.select import HeldoutSpec, select_subset
 from diversity.selectors import Selection
+from evaluation.benchmarks import decontamination_prompts
 
 __all__ = ["LEXICAL", "Backfill", "backfill_run", "backfill_sweep", "main"]
 
@@ -42,7 +44,6 @@ log = logging.getLogger(__name__)
 
 LEXICAL = ("compression_ratio", "distinct_1", "distinct_2", "mean_tokens", "self_bleu", "token_entropy")
 """Metrics of the subset's texts alone (no embedder): recomputed, they must equal the recorded values."""
-POOL_KEYS = ("source", "max_samples", "turns", "max_chars", "split", "allow_truncated_tail", "conversation_id")
 
 
 @dataclass
@@ -79,18 +80,6 @@ class _Mismatch(Exception):
     """The rebuilt pool is not the run's."""
 
 
-def _pool(data: Any) -> Any:
-    """`load_pool` from a run's `data` block, as `run.py`'s `pool_settings` does."""
-    return load_pool(seed=data.pool_seed, **{key: data[key] for key in POOL_KEYS})
-
-
-def _prompts(cfg: Any) -> dict[str, list[str]]:
-    """The decontamination prompts of the run's eval config (as `run.py`'s `decontamination_prompts`)."""
-    from evaluation.benchmarks import configured_prompts
-
-    return configured_prompts(cfg.get("eval")) if cfg.data.decontaminate.enabled else {}
-
-
 def backfill_run(run_dir: str | Path, cache: FeatureCache | None = None, dry_run: bool = False) -> Backfill:
     """Add the subset metrics `<run_dir>/subset_metrics.json` lacks (pool metrics on); see the module docstring.
 
@@ -107,14 +96,14 @@ def backfill_run(run_dir: str | Path, cache: FeatureCache | None = None, dry_run
         result.skipped = "no subset.jsonl: the subset cannot be identified without selecting again"
         return result
     cfg = OmegaConf.load(run_dir / "config.yaml")
-    if not all(key in cfg.data for key in POOL_KEYS):
-        missing = [key for key in POOL_KEYS if key not in cfg.data]
+    missing = [key for key in POOL_KEYS if key not in cfg.data]
+    if missing:
         result.skipped = f"config.yaml's data block lacks {missing} (written by older code)"
         return result
     recorded = json.loads((run_dir / "selection.json").read_text())
     metrics = json.loads((run_dir / "subset_metrics.json").read_text())
-    rows = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
-    pool = _pool(cfg.data)
+    rows = load_jsonl(manifest)
+    pool = load_pool(**pool_settings(cfg.data))
     if pool.content_hash != recorded["pool"]["content_hash"]:
         result.skipped = (
             f"pool content hash {pool.content_hash[:12]} != recorded {recorded['pool']['content_hash'][:12]}"
@@ -137,7 +126,7 @@ def backfill_run(run_dir: str | Path, cache: FeatureCache | None = None, dry_run
             level=float(recorded.get("level", 0.0)),
             seed=int(recorded.get("seed", cfg.seed)),
             heldout=HeldoutSpec(data.heldout_size, data.heldout_seed, data.heldout_max_fraction),
-            exclude_prompts=_prompts(cfg),
+            exclude_prompts=decontamination_prompts(cfg),
             decontaminate=OmegaConf.to_container(data.decontaminate),
         )
     except _Mismatch as err:
