@@ -272,10 +272,11 @@ def judge_pairs(
         except EndpointError as err:
             if cache is None:
                 raise
-            kept = sum(key in raws for key in dict.fromkeys(keys))
+            unique = set(keys)
+            kept = sum(key in raws for key in unique)
             raise EndpointError(
-                f"{err}\njudging stopped with {kept} of {len(set(keys))} judgements made; they are kept in the verdict "
-                f"cache {cache_path}, and a rerun with the same cache asks only the {len(set(keys)) - kept} missing"
+                f"{err}\njudging stopped with {kept} of {len(unique)} judgements made; they are kept in the verdict "
+                f"cache {cache_path}, and a rerun with the same cache asks only the {len(unique) - kept} missing"
             ) from None
     rows = []
     for (item_id, position, answer, reference, *_), key in zip(jobs, keys, strict=True):

@@ -102,11 +102,13 @@ def loso_r2(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> float:
     return 1.0 - sse / sse_mean if sse_mean > 0 else math.nan
 
 
+_COVARIATE_COLUMNS = frozenset(c for name in ADJUST for c in COVARIATES[name][0])
+
+
 def is_covariate(metric: str) -> bool:
     """A size or length column rather than a diversity metric: the length baseline, `.../mean_tokens` of either
     component, or any column a `pooled.COVARIATES` length or trained-token covariate is read from."""
-    columns = {c for name in ADJUST for c in COVARIATES[name][0]}
-    return metric.endswith("[length baseline]") or metric.endswith("/mean_tokens") or metric in columns
+    return metric.endswith("[length baseline]") or metric.endswith("/mean_tokens") or metric in _COVARIATE_COLUMNS
 
 
 def _metric_keys(runs: Sequence[dict]) -> list[str]:
@@ -190,9 +192,11 @@ def validity_statement(rows: Sequence[dict]) -> list[str]:
     for score in dict.fromkeys(r["score"] for r in rows):
         mine = [r for r in rows if r["score"] == score]
         base = next((r["loso_r2_length"] for r in mine if math.isfinite(r["loso_r2_length"])), math.nan)
-        winners = [r for r in mine if r["beats_length"] and not is_covariate(r["metric"])]
-        partial = [r for r in mine if math.isfinite(r["partial_p"]) and r["partial_p"] < 0.05]
-        partial = [r for r in partial if not is_covariate(r["metric"])]
+        winners = [r for r in mine if r["beats_length"]]  # None for covariates: never a contender
+        partial = [
+            r for r in mine
+            if math.isfinite(r["partial_p"]) and r["partial_p"] < 0.05 and not is_covariate(r["metric"])
+        ]  # fmt: skip
         if not math.isfinite(base):
             lines.append(f"{score}: no length column in every run, so no metric is compared with length.")
             continue
@@ -295,8 +299,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if len(sections) > 1:
         sections[" + ".join(sections)] = combine_sweeps(sections)
     command = " ".join(["python -m evaluation.analysis.validity", *map(str, args.sweeps), "--out", str(args.out)])
-    defaults = parser.parse_args([str(s) for s in args.sweeps] + ["--out", str(args.out)])
-    command += "".join(f" --{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v != vars(defaults)[k])
+    options = {k: v for k, v in vars(args).items() if k not in ("sweeps", "out")}
+    command += "".join(f" --{k.replace('_', '-')} {v}" for k, v in options.items() if v != parser.get_default(k))
     result = write_validity(sections, args.out, command=command, n_boot=args.n_boot, seed=args.seed)
     for title in sections:
         mine = [r for r in result["rows"] if r["section"] == title]

@@ -25,9 +25,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from core.cache import file_sha256, stable_hash
 from evaluation.benchmarks import BenchmarkItem, load_benchmark
 
 log = logging.getLogger(__name__)
+
+
+def _fingerprint(value: Any) -> str:
+    """Full sha256 of a JSON-able value (keys sorted), `core.cache.stable_hash` untruncated."""
+    return stable_hash(value, 64)
+
+
 # `core.generate.generate` parameters that do not change an answer.
 _NOT_SETTINGS = {"model", "tokenizer", "prompts", "progress", "description", "token_counts"}
 # Config entries that name where a model was loaded from or by which library version, not what it computes.
@@ -36,11 +44,6 @@ _NOT_MODEL = {
     "_name_or_path", "name_or_path", "transformers_version", "_commit_hash", "_from_model_config", "torch_dtype",
     "dtype", "use_cache",
 }  # fmt: skip
-
-
-def _sha(value: Any) -> str:
-    """sha256 of a JSON-able value (keys sorted)."""
-    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def model_fingerprint(model: Any) -> str:
@@ -53,7 +56,7 @@ def model_fingerprint(model: Any) -> str:
     for attribute in ("config", "generation_config"):
         config = getattr(model, attribute, None)
         if config is not None and hasattr(config, "to_dict"):
-            digest.update(_sha({k: v for k, v in config.to_dict().items() if k not in _NOT_MODEL}).encode())
+            digest.update(_fingerprint({k: v for k, v in config.to_dict().items() if k not in _NOT_MODEL}).encode())
     with torch.no_grad():
         for name, tensor in model.state_dict().items():
             data = tensor.detach().reshape(-1).contiguous()
@@ -71,10 +74,10 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
         definition = {k: v for k, v in json.loads(backend.to_str()).items() if k not in ("padding", "truncation")}
     else:
         definition = sorted(tokenizer.get_vocab().items())
-    return _sha(
+    return _fingerprint(
         {
             "class": type(tokenizer).__name__,
-            "definition": _sha(definition),
+            "definition": _fingerprint(definition),
             "chat_template": getattr(tokenizer, "chat_template", None),
             "special": {k: v for k, v in tokenizer.special_tokens_map.items() if k != "pad_token"},
             "size": len(tokenizer),
@@ -209,9 +212,9 @@ class EvalContext:
         settings = {**defaults, **self.generation, "seed": self.seed}
         return {
             **self._model_id,
-            "generation": _sha(settings),
+            "generation": _fingerprint(settings),
             "code": code_version(generate),
-            "prompts": _sha([[item.id, item.prompt] for item in items]),
+            "prompts": _fingerprint([[item.id, item.prompt] for item in items]),
         }
 
     def _saved_generations(
@@ -232,7 +235,7 @@ class EvalContext:
         if changed:
             log.info("%s was made with another %s: generating again", path, ", ".join(changed))
             return None
-        if _file_sha(path) != file_sha:
+        if file_sha256(path) != file_sha:
             log.info("%s changed since it was generated: generating again", path)
             return None
         from core.jsonl import load_jsonl
@@ -266,18 +269,10 @@ def _sidecar(path: Path) -> Path:
     return path.with_name(f"{path.stem}.meta.json")
 
 
-def _file_sha(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _write_sidecar(sidecar: Path, path: Path, parts: dict[str, str]) -> None:
     """Record what made `path` (atomically, after `path` itself is complete)."""
     from core.cache import atomic_write
 
-    meta = {"file": path.name, "file_sha256": _file_sha(path), "parts": parts}
+    meta = {"file": path.name, "file_sha256": file_sha256(path), "parts": parts}
     with atomic_write(sidecar) as fh:
         json.dump(meta, fh, indent=1, sort_keys=True)
