@@ -52,7 +52,7 @@ def _find_gguf(name_or_path: str) -> Path | None:
     return None
 
 
-def resolve_model_path(name_or_path: str, cache_dir: str | Path | None = None) -> str:
+def resolve_model_path(name_or_path: str) -> str:
     """Return something `AutoModelForCausalLM.from_pretrained` loads directly (folder or Hub id).
 
     GGUF sources are converted once to `<cache>/models/<name>-<hash of file name and size>/` (so every
@@ -62,7 +62,7 @@ def resolve_model_path(name_or_path: str, cache_dir: str | Path | None = None) -
     gguf = _find_gguf(name_or_path)
     if gguf is None:
         return name_or_path
-    root = Path(cache_dir) if cache_dir is not None else cache_root()
+    root = cache_root()  # `paths.cache_dir`, set once per process by run.py (core.cache.use_cache_root)
     stat = gguf.stat()
     target = root / "models" / f"{gguf.stem}-{stable_hash([gguf.name, stat.st_size])}"
     if (target / "DONE").exists():

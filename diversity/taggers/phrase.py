@@ -268,13 +268,17 @@ class PhraseTagger:
         first = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])  # each tag's own name comes first
         return [tag for tag, _ in vocabulary], cosines[:, first], rank
 
+    def _admit(self, relevance: np.ndarray, rank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(what is recorded and gated, rank with every tag that misses `min_relevance` at -inf), by `admit_on`."""
+        recorded = relevance if self.admit_on == "cosine" else rank
+        return recorded, np.where(recorded >= self.min_relevance, rank, -np.inf)
+
     def _pick_intents(
         self, names: list[str], relevance: np.ndarray, rank: np.ndarray
     ) -> list[tuple[str, float, float]]:
         """(intent, relevance, rank) of the `max_intent_tags` best-ranked intents whose relevance reaches
         `min_relevance`. O(tags log tags)."""
-        recorded = relevance if self.admit_on == "cosine" else rank
-        rank = np.where(recorded >= self.min_relevance, rank, -np.inf)
+        recorded, rank = self._admit(relevance, rank)
         order = np.argsort(-rank, kind="stable")[: self.max_intent_tags]
         return [(names[j], float(recorded[j]), float(rank[j])) for j in order if np.isfinite(rank[j])]
 
@@ -285,8 +289,7 @@ class PhraseTagger:
         skipping near repeats of kept ones. O(V + c log c)."""
         if not len(relevance):
             return []
-        recorded = relevance if self.admit_on == "cosine" else rank
-        rank = np.where(recorded >= self.min_relevance, rank, -np.inf)
+        recorded, rank = self._admit(relevance, rank)
         top = min(len(rank), 8 * self.max_tags)
         best = np.argpartition(-rank, top - 1)[:top]
         kept: list[int] = []
