@@ -38,6 +38,11 @@ _LIBRARY_DIRS = tuple(
 _MAX_ITEMS = 64  # containers longer than this are data (texts, ids), not configuration
 
 
+def _in_library(file: str | Path) -> bool:
+    """True for a file of the standard library or an installed package."""
+    return str(Path(file).resolve()).startswith(_LIBRARY_DIRS)
+
+
 def _project_file(module: types.ModuleType | None) -> Path | None:
     """The source file of a project module (not stdlib, not an installed package), else None."""
     if module is None or module.__name__ in IGNORED_MODULES:
@@ -45,8 +50,7 @@ def _project_file(module: types.ModuleType | None) -> Path | None:
     file = getattr(module, "__file__", None)
     if not file or not file.endswith(".py"):
         return None
-    path = Path(file).resolve()
-    return None if str(path).startswith(_LIBRARY_DIRS) else path
+    return None if _in_library(file) else Path(file).resolve()
 
 
 def _library(module: types.ModuleType | None) -> bool:
@@ -54,7 +58,7 @@ def _library(module: types.ModuleType | None) -> bool:
     if module is None or module.__name__ in IGNORED_MODULES:
         return True
     file = getattr(module, "__file__", None)
-    return bool(file) and str(Path(file).resolve()).startswith(_LIBRARY_DIRS)
+    return bool(file) and _in_library(file)
 
 
 def _digest(path: Path) -> str:
@@ -97,7 +101,7 @@ def _import_project(name: str) -> types.ModuleType | None:
             return None
         places = [] if spec is None else [spec.origin, *(spec.submodule_search_locations or ())]
         where = next((place for place in places if place and place not in ("built-in", "frozen")), None)
-        if not where or str(Path(where).resolve()).startswith(_LIBRARY_DIRS):
+        if not where or _in_library(where):
             return None
         try:
             module = importlib.import_module(name)
