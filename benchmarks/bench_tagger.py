@@ -40,7 +40,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 ARENA_HARD = ROOT.parent / "shared" / "data" / "arena_hard" / "question.jsonl"
-TAGGERS = ("intent", "phrase", "keyword")
+TAGGERS = ("phrase", "phrase_lexical", "intent", "keyword")
 
 
 def label_auc(similarity: np.ndarray, labels: np.ndarray) -> float:
@@ -109,10 +109,12 @@ def load_labelled(name: str, path: Path | None = None, text_field: str = "text",
 
 def build_tagger(name: str, overrides: dict[str, str]):
     import yaml
+    from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    cfg = OmegaConf.load(ROOT / "conf" / "tagger" / f"{name}.yaml")
+    with initialize_config_dir(config_dir=str(ROOT / "conf" / "tagger"), version_base=None):
+        cfg = compose(config_name=name)  # a tagger file may extend another (phrase_lexical: phrase)
     if "progress" in cfg:
         cfg.progress = False
     for key, value in overrides.items():

@@ -129,9 +129,46 @@ def _encode(
         return np.zeros((0, np.asarray(encoder.encode(["x"])).shape[1]), dtype=np.float32)
     if model.startswith(MODEL2VEC_PREFIX):
         vectors = encoder.encode(texts, batch_size=batch_size, max_length=max_seq_length, show_progress_bar=progress)
+    elif _plain_mean_pooling(encoder):
+        vectors = _mean_pooled(encoder, texts, batch_size, max_seq_length, progress)
     else:
         encoder.max_seq_length = max_seq_length
         vectors = encoder.encode(texts, batch_size=batch_size, show_progress_bar=progress, convert_to_numpy=True)
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors / np.maximum(norms, 1e-12)
+
+
+def _plain_mean_pooling(encoder: Any) -> bool:
+    """Whether `encoder` is a transformer + mean pooling (+ normalisation) and nothing else, as MiniLM is."""
+    names = [type(module).__name__ for module in encoder]
+    if names not in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"]):
+        return False
+    config = encoder[1].get_config_dict() if hasattr(encoder[1], "get_config_dict") else {}
+    return config.get("pooling_mode") == "mean" and hasattr(encoder[0], "auto_model")
+
+
+def _mean_pooled(encoder: Any, texts: list[str], batch_size: int, max_seq_length: int, progress: bool) -> np.ndarray:
+    """`encoder.encode` for a plain mean-pooled transformer, without its per-batch overhead.
+
+    Same vectors to ~1e-6 (tests/diversity/test_embeddings.py), ~1.8x faster on short texts (5,000 tag
+    phrases of ~4 tokens: 3.4 s against 6.0 s on 2 cores), which the meso tagger embeds by the thousand.
+    Texts are sorted by token length, so a batch pads to its longest text only. O(total tokens).
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    tokenizer, model = encoder.tokenizer, encoder[0].auto_model
+    lengths = [len(ids) for ids in tokenizer(texts, truncation=True, max_length=max_seq_length)["input_ids"]]
+    order = np.argsort(lengths, kind="stable")
+    out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
+    starts = range(0, len(texts), batch_size)
+    with torch.inference_mode():
+        for start in tqdm(starts, desc="embedding", disable=not progress, total=len(starts)):
+            rows = order[start : start + batch_size]
+            batch = tokenizer([texts[i] for i in rows], padding=True, truncation=True, max_length=max_seq_length,
+                              return_tensors="pt").to(model.device)  # fmt: skip
+            hidden = model(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            out[rows] = ((hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)).float().cpu().numpy()
+    return out

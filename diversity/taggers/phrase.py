@@ -9,39 +9,41 @@ the vocabulary from the pool's own texts and lets MiniLM judge which entries fit
    collect tags than a short one.
 2. **Candidates.** Content-word runs (split at stop words and punctuation) give key phrases of 1..`max_ngram`
    words ("linked list", "python function"); a verb and its object across an article or pronoun give
-   verb-object phrases ("write a poem" -> "write poem", "reverses a linked list" -> "reverses linked list").
-   Words are compared by Porter stem, so "functions" and "function" are one candidate, shown in its most
-   frequent surface form.
-3. **Vocabulary, pool-wide.** Candidates found in at least `min_df` texts (and at most `max_df` of them) form
-   the vocabulary, the `max_vocabulary` most frequent first: a phrase of one text only could never be a shared
-   type (InsTag's long-tail filter). Any text may receive any vocabulary phrase, not only its own words, as
-   InsTag's tags need not be words of the text. Intents of a fixed vocabulary (`prompts/intent_tags.txt`)
-   join them, since abstract intents ("role play", "summarization") seldom occur as words.
-4. **Relevance.** rank(text, phrase) = cos(embed(window), embed(phrase)) + `lexical_bonus` when the phrase occurs
-   in the window; rank(text, intent) = best cosine over the tag and its cues (as `IntentTagger`). What
-   `min_relevance` (0.3: ~99.5% of (prompt, phrase of another prompt) pairs score lower, `benchmarks/README.md`)
-   is compared with is `admit_on`: "score" (default) the rank itself; "cosine" the bare cosine of the window and
-   the tag's name, so the bonus and the cues only rank tags that pass. Under "score" a generic word at cosine 0.1
-   passes on its bonus ("having", "later") and an intent on one cue ("java programming" on a gardening text via
-   "spring"): 39% / 55% of kept instruction / response tags have plain cosine < 0.3 to their text. "cosine"
-   ends that at the price measured in `benchmarks/README.md` (more untyped texts, lower cluster-mate AUC, tag
-   count following response length). The best `max_tags` by rank are kept, intents and phrases in one budget,
-   skipping a phrase whose cosine to a kept phrase reaches `redundancy`. A text with no tag passing gets none:
-   the meso extractor counts it as untyped, never forcing tags.
+   verb-object phrases ("write a poem" -> "write poem"). Words are compared by Porter stem, so "functions" and
+   "function" are one candidate, shown in its most frequent surface form. The `max_vocabulary` candidates found
+   in the most texts (at least `min_df`, at most a `max_df` share) form the pool's vocabulary. Any text may
+   receive any vocabulary phrase, not only its own words (InsTag's tags need not be words of the text), and the
+   intents of a fixed vocabulary (`prompts/intent_tags.txt`) join them, as abstract intents ("role play",
+   "summarization") seldom occur as words.
+3. **Relevance** of a tag to a text: the cosine of the text's window and the tag, an intent described by its
+   name or by "name: cue" (the cue in its tag's context: a bare cue "spring" would make "java programming"
+   fit a gardening text), minus `baseline_weight` x (the text's baseline - the pool's median baseline). The
+   baseline is the text's mean cosine to the whole vocabulary: MiniLM gives a short text higher cosines to
+   every tag (Spearman of the baseline with response length -0.34 on the default pool), so without the
+   correction short texts pass more tags. A tag is kept only when its relevance reaches `min_relevance`
+   (0.3: a window's cosine to a phrase of *another* text reaches it in ~0.5% of pairs, `benchmarks/README.md`).
+4. **Frequency filter by relevance.** A phrase is a tag only when it is relevant to at least `min_support`
+   texts of the pool: a tag of one text could never be a shared type (InsTag's long-tail filter), and
+   counting relevance, not literal occurrence, lets a phrase of one text be the shared tag of two.
+5. **Choice.** The best `max_tags` by relevance (+ `lexical_bonus` for a phrase found in the window, which
+   ranks and never admits) are kept, intents and phrases in one budget, skipping a phrase whose cosine to a
+   kept one reaches `redundancy`. A text with no relevant tag gets none: the meso extractor counts it as
+   untyped, never forcing tags.
 
 Synonym merging of the kept tags (embedding clusters) happens in `MesoExtractor`, for every tagger alike; for
-this tagger it also adds a coarser level, `parent_threshold` (0.3): merged types clustered again at that much
-looser cosine, each sample also carrying its types' parents ("seaborn" and "matplotlib" share "group: data
-visualization, ..."). That level raised the cluster-mate AUC on Arena-Hard from 0.795 to 0.823 and on MT-Bench
-from 0.668 to 0.717 (embedding reference 0.866 / 0.749; 0.3 was picked on those same sets; with admit_on="cosine"
-0.714 / 0.632; `benchmarks/README.md`).
-Text mostly not in English also gets a language tag (`intent.detect_language`), which MiniLM cannot see; text
-in a non-Latin script gets that tag only, as MiniLM's similarities to it are noise.
+this tagger it also adds a coarser level, `parent_threshold`: merged types clustered again at that much looser
+cosine, each sample also carrying its types' parents ("seaborn" and "matplotlib" share "group: data
+visualization, ..."). Text mostly not in English also gets a language tag (`intent.detect_language`), which
+MiniLM cannot see; text in a non-Latin script gets that tag only, as MiniLM's similarities to it are noise.
 
-Cost: one embedder pass over the unique windows (the bulk), one over the u <= `max_vocabulary` phrases (a few
-tokens each), and O(n x (u + prototypes) x d) dot products. Wall clock on the shared 2-core sandbox
-(2026-12-07, load average 3.3-4.2): 19 (MT-Bench) to 28 (Arena-Hard) prompts/s, 20/s for 500 default-pool
-responses; the same passes ran at 81-106/s on the nearly idle machine. Windows take ~70% of it, phrases ~25%.
+`admit_on="score"` with `min_df=2, max_tags=10, lexical_bonus=0.2, min_support=1, baseline_weight=0,
+cue_context=False` is the tagger before issue 22's audit (`conf/tagger/phrase_lexical.yaml`): the threshold
+gated cosine + bonus and bare cues, so a word of the text passed at cosine 0.1 and 39% / 55% of kept
+instruction / response tags had plain cosine < 0.3.
+
+Cost: one embedder pass over the unique windows and one over the u <= `max_vocabulary` phrases (a few tokens
+each), then O(n x (u + prototypes) x d) dot products in blocks of `block` texts; only the relevant
+(text, phrase) pairs are kept. Figures and wall clock in `benchmarks/README.md`.
 """
 
 from __future__ import annotations
@@ -112,11 +114,10 @@ def candidate_phrases(window: str, max_ngram: int = 3) -> list[tuple[str, ...]]:
     return list(out)
 
 
-ADMIT_ON = ("score", "cosine")
-"""What `min_relevance` is compared with. "score" (default): the ranking score, cosine + `lexical_bonus` for a phrase
-in the window and the best cue cosine for an intent; "cosine": the bare cosine of the tag's name to the window, so
-every kept tag is relevant by that measure, at the price measured in benchmarks/README.md (more untyped texts, a
-lower cluster-mate AUC, tag count correlated with response length)."""
+ADMIT_ON = ("cosine", "score")
+"""What `min_relevance` is compared with. "cosine" (default): the relevance (baseline-corrected cosine of the
+window and the tag), the lexical bonus only ranking; "score": relevance + `lexical_bonus` for a phrase in the
+window and the best bare cue for an intent, the rule before issue 22's audit (kept tags whose cosine is low)."""
 
 
 class PhraseTagger:
@@ -126,26 +127,28 @@ class PhraseTagger:
         embedder: name for `diversity.embeddings.embed`, for windows and phrases alike.
         max_seq_length: embedder tokens per text window (both the embedding and the candidate words read it).
         max_ngram: longest candidate phrase, in words.
-        min_df: a phrase enters the pool's vocabulary when found in at least this many texts (inclusive).
-        max_df: ... and in at most this share of them (or `min_df` texts, if more: a tiny pool keeps them).
-        max_vocabulary: the most frequent phrases kept in the vocabulary (the phrase-embedding cost).
-        min_relevance: what a tag needs, compared with its rank or its bare cosine (`admit_on`; see the module
-            docstring); calibrated in `benchmarks/README.md`.
+        min_df: a candidate enters the vocabulary when found in at least this many texts (inclusive).
+        max_df: ... and in at most this share of them (or 2 texts, if more: a tiny pool keeps shared ones).
+        max_vocabulary: the candidates found in most texts kept in the vocabulary (the phrase-embedding cost).
+        min_relevance: what a tag needs (`admit_on`; module docstring); recorded by the meso extractor.
         lexical_bonus: added to a phrase's rank when it occurs in the window.
-        max_tags: most tags per text, intents and phrases together (ranked by rank: a text whose opening
-            matches few intents gets more phrases, so the tag count does not follow the kind of text).
+        max_tags: most tags per text, intents and phrases together, best rank first.
         redundancy: a phrase whose cosine to an already kept phrase of the text reaches this is skipped.
-        intents: also give each text the relevant tags of a fixed intent vocabulary (as `IntentTagger`):
-            abstract intents ("roleplay", "summarization") seldom occur as words of the text.
+        intents: also give each text the relevant tags of a fixed intent vocabulary.
         vocabulary_file: that vocabulary (`tag | cue, cue` lines); None: the packaged `intent_tags.txt`.
         max_intent_tags: most intent tags per text (within `max_tags`).
         language_tags: add a language tag to text that is mostly not English.
-        parent_threshold: the meso extractor's coarser level: types whose centroids reach this mean cosine
-            (average linkage) form a parent type every sample of theirs also carries (None: no parents). Read
-            by `MesoExtractor`, not by the tagger; it does not change the tags, so it is not in `cache_key`.
+        parent_threshold: the meso extractor's coarser level (None: no parents). Read by `MesoExtractor`, not
+            by the tagger; it does not change the tags, so it is not in `cache_key`.
         batch_size: embedding batch size for windows.
-        progress: show the embedding progress bar.
-        admit_on: "score" (rank, the default) or "cosine" (bare tag-name cosine) is what `min_relevance` gates.
+        progress: show the embedding progress bars.
+        admit_on: "cosine" (default) or "score" is what `min_relevance` gates.
+        min_support: a phrase is a tag only if relevant to at least this many texts (1: no filter).
+        baseline_weight: share of a text's baseline (mean cosine to the vocabulary, less the pool median)
+            taken off its relevances, so tag counts do not follow text length; 0: plain cosine.
+        cue_context: describe an intent by "name: cue" as well as its name (False: by its name, or under
+            "score" by its bare cues).
+        block: texts per block of dot products (memory ~ block x vocabulary floats).
     """
 
     def __init__(
@@ -153,12 +156,12 @@ class PhraseTagger:
         embedder: str = DEFAULT_EMBEDDER,
         max_seq_length: int = 64,
         max_ngram: int = 3,
-        min_df: int = 2,
+        min_df: int = 1,
         max_df: float = 0.5,
         max_vocabulary: int = 5000,
         min_relevance: float = 0.3,
-        lexical_bonus: float = 0.2,
-        max_tags: int = 10,
+        lexical_bonus: float = 0.0,
+        max_tags: int = 15,
         redundancy: float = 0.8,
         intents: bool = True,
         vocabulary_file: str | None = None,
@@ -167,14 +170,21 @@ class PhraseTagger:
         parent_threshold: float | None = 0.3,
         batch_size: int = 64,
         progress: bool = True,
-        admit_on: str = "score",
+        admit_on: str = "cosine",
+        min_support: int = 2,
+        baseline_weight: float = 0.6,
+        cue_context: bool = True,
+        block: int = 4096,
     ) -> None:
         if admit_on not in ADMIT_ON:
             raise ValueError(f"PhraseTagger: admit_on must be one of {ADMIT_ON}, got {admit_on!r}")
-        if min(min_df, max_tags, max_ngram, max_vocabulary) < 1 or max_intent_tags < 0:
-            raise ValueError("PhraseTagger: min_df, max_tags, max_ngram, max_vocabulary >= 1; max_intent_tags >= 0")
+        if min(min_df, max_tags, max_ngram, max_vocabulary, min_support, block) < 1 or max_intent_tags < 0:
+            raise ValueError("PhraseTagger: min_df, max_tags, max_ngram, max_vocabulary, min_support, block >= 1; "
+                             "max_intent_tags >= 0")  # fmt: skip
         if not 0.0 < max_df <= 1.0:
             raise ValueError(f"PhraseTagger needs 0 < max_df <= 1, got {max_df}")
+        if not 0.0 <= baseline_weight <= 1.0:
+            raise ValueError(f"PhraseTagger needs 0 <= baseline_weight <= 1, got {baseline_weight}")
         self.embedder = embedder
         self.max_seq_length = max_seq_length
         self.max_ngram = max_ngram
@@ -193,26 +203,31 @@ class PhraseTagger:
         self.batch_size = batch_size
         self.progress = progress
         self.admit_on = admit_on
+        self.min_support = min_support
+        self.baseline_weight = baseline_weight
+        self.cue_context = cue_context
+        self.block = block
 
     def cache_key(self) -> dict[str, Any]:
-        """Every parameter that changes the tags, and the intent vocabulary itself."""
+        """Every parameter that changes the tags, and the intent vocabulary itself (`block` changes none)."""
         keys = ("embedder", "max_seq_length", "max_ngram", "min_df", "max_df", "max_vocabulary", "min_relevance",
-                "lexical_bonus", "max_tags", "redundancy", "max_intent_tags", "language_tags", "admit_on")  # fmt: skip
+                "lexical_bonus", "max_tags", "redundancy", "max_intent_tags", "language_tags", "admit_on",
+                "min_support", "baseline_weight", "cue_context")  # fmt: skip
         vocabulary = load_vocabulary(self.vocabulary_file) if self.intents else None
         params = {k: getattr(self, k) for k in keys}
-        # version 2: admit_on joined the key ("score" gives version 1's tags)
-        return {"class": type(self).__name__, "version": 2, **params, "intents": vocabulary}
+        # version 3: support filter, baseline correction, cues in context, sparse picking (issue 22)
+        return {"class": type(self).__name__, "version": 3, **params, "intents": vocabulary}
 
     def tag(self, texts: Sequence[str], ids: Sequence[str] | None = None) -> list[list[str]]:
-        """Tags per text: language, then intents and phrases, most relevant first (`ids` is ignored)."""
+        """Tags per text: language, then intents and phrases, best first (`ids` is ignored)."""
         return [[tag for tag, _ in row] for row in self.tag_with_scores(texts)]
 
     def tag_with_scores(self, texts: Sequence[str]) -> list[list[tuple[str, float]]]:
-        """(tag, relevance) per text, relevance = cos(window, tag name) >= `min_relevance`; a language tag
-        carries NaN (detected, not scored). Tags are in rank order (relevance + bonus), not relevance order.
+        """(tag, relevance) per text, relevance >= `min_relevance` under "cosine" (the score under "score"); a
+        language tag carries NaN (detected, not scored). Tags are in rank order.
 
         The phrase vocabulary is the pool's, so the same text can get other phrases in another pool.
-        O(n x (candidates + vocabulary) x d) after the embedder passes.
+        O(n x (vocabulary + prototypes) x d) after the embedder passes.
         """
         from diversity.embeddings import embed
 
@@ -223,26 +238,25 @@ class PhraseTagger:
         windows = embedding_windows(unique, self.embedder, self.max_seq_length)
         phrases = [candidate_phrases(w, self.max_ngram) for w in windows]
         stemmed = [[tuple(_stem(w) for w in p) for p in row] for row in phrases]
-        df = Counter(key for keys in stemmed for key in set(keys))
-        most = max(self.max_df * len(unique), self.min_df)  # on a handful of texts a share bound means nothing
-        vocab = [key for key, count in df.items() if self.min_df <= count <= most]
-        vocab = sorted(vocab, key=lambda key: (-df[key], key))[: self.max_vocabulary]
-        surface = _surfaces(phrases, stemmed)
-        names = [surface[key] for key in vocab]
-        column = {key: j for j, key in enumerate(vocab)}
+        names, vocab = self._vocabulary(phrases, stemmed)
         phrase_vectors = embed(names, self.embedder, 256, 16, progress=self.progress and len(names) > 1000)
         window_vectors = embed(windows, self.embedder, self.batch_size, self.max_seq_length + 2, progress=self.progress)
+        baseline = window_vectors @ phrase_vectors.mean(0) if len(names) else np.zeros(len(unique), np.float32)
+        shift = (self.baseline_weight * (baseline - np.median(baseline))).astype(np.float32)
         intent_names, intent_relevance, intent_rank = self._intent_scores(window_vectors)
+        intent_relevance, intent_rank = intent_relevance - shift[:, None], intent_rank - shift[:, None]
+        column = {key: j for j, key in enumerate(vocab)}
+        in_window = [sorted({column[k] for k in keys if k in column}) for keys in stemmed]
+        candidates = self._relevant_phrases(window_vectors, phrase_vectors, shift, in_window)
+        support = np.bincount([j for row in candidates for j, _, _ in row], minlength=len(names))
         by_text: dict[str, list[tuple[str, float]]] = {}
-        for i, (text, keys) in enumerate(zip(unique, stemmed, strict=True)):
+        for i, text in enumerate(unique):
             if not text.strip():  # nothing to be relevant to: untyped, not tagged with whatever scores highest
                 by_text[text] = []
                 continue
-            relevance = phrase_vectors @ window_vectors[i] if len(vocab) else np.zeros(0, dtype=np.float32)
-            rank = relevance.copy()
-            rank[[column[k] for k in set(keys) if k in column]] += self.lexical_bonus  # ranks, never admits
             ranked = self._pick_intents(intent_names, intent_relevance[i], intent_rank[i])
-            ranked += self._pick(relevance, rank, phrase_vectors, names)
+            shared = [c for c in candidates[i] if support[c[0]] >= self.min_support]
+            ranked += self._pick(shared, phrase_vectors, names, {tag for tag, _, _ in ranked})
             ranked = sorted(ranked, key=lambda tag_rank: -tag_rank[2])[: self.max_tags]  # one budget, best first
             tags = [(tag, score) for tag, score, _ in ranked]
             language = detect_language(text[: 8 * self.max_seq_length]) if self.language_tags else None
@@ -251,22 +265,62 @@ class PhraseTagger:
             by_text[text] = tags
         return [by_text[t] for t in texts]
 
+    def _vocabulary(
+        self, phrases: list[list[tuple[str, ...]]], stemmed: list[list[tuple[str, ...]]]
+    ) -> tuple[list[str], list]:
+        """(surface names, stemmed keys) of the `max_vocabulary` candidates in most texts, within the df bounds;
+        ties by key, so the vocabulary is a function of the pool. O(candidates log candidates)."""
+        df = Counter(key for keys in stemmed for key in set(keys))
+        most = max(self.max_df * len(phrases), self.min_df, 2)  # in a handful of texts a share bound means nothing
+        vocab = [key for key, count in df.items() if self.min_df <= count <= most]
+        vocab = sorted(vocab, key=lambda key: (-df[key], key))[: self.max_vocabulary]
+        surface = _surfaces(phrases, stemmed)
+        return [surface[key] for key in vocab], vocab
+
+    def _relevant_phrases(
+        self, windows: np.ndarray, phrases: np.ndarray, shift: np.ndarray, in_window: list[list[int]]
+    ) -> list[list[tuple[int, float, float]]]:
+        """Per text, (phrase column, recorded relevance, rank) of every phrase that passes `min_relevance`.
+
+        Blocks of `block` texts bound the memory at block x vocabulary floats; only passing pairs (a few per
+        cent) are kept. O(n x u x d).
+        """
+        out: list[list[tuple[int, float, float]]] = []
+        for start in range(0, len(windows), self.block):
+            relevance = windows[start : start + self.block] @ phrases.T - shift[start : start + self.block, None]
+            for r, row in enumerate(relevance):
+                bonus = np.zeros_like(row)
+                bonus[in_window[start + r]] = self.lexical_bonus
+                recorded, rank = self._admit(row, row + bonus)
+                passing = np.flatnonzero(np.isfinite(rank))
+                out.append([(int(j), float(recorded[j]), float(rank[j])) for j in passing])
+        return out
+
     def _intent_scores(self, window_vectors: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray]:
-        """Intent names, their relevance to each window (cosine to the tag name) and their rank (best cosine
-        over the tag and its cues, as `IntentTagger`: a cue pins a named thing the tag name blurs, but a cue
-        alone, "spring" for "java programming", also fits a gardening text). O(n x prototypes x d)."""
+        """Intent names, their relevance to each window and their rank. With `cue_context` both are the best
+        cosine over the intent's descriptions: its name, and per cue the mean of the name's and "name: cue"'s
+        vectors, so a cue fits only together with its tag ("spring" alone fits gardening, "java programming"
+        with it does not); without, the relevance is the name's cosine and the rank the best over the name and
+        its bare cues (as `IntentTagger`).
+        O(n x prototypes x d)."""
         if not self.intents or not self.max_intent_tags:
             empty = np.zeros((len(window_vectors), 0), dtype=np.float32)
             return [], empty, empty
         vocabulary = load_vocabulary(self.vocabulary_file)
-        prototypes = [(j, phrase) for j, (tag, cues) in enumerate(vocabulary) for phrase in (tag, *cues)]
+        context = (lambda tag, cue: f"{tag}: {cue}") if self.cue_context else (lambda tag, cue: cue)
+        prototypes = [
+            (j, p) for j, (tag, cues) in enumerate(vocabulary) for p in (tag, *(context(tag, c) for c in cues))
+        ]
         owner = np.array([j for j, _ in prototypes])
+        first = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])  # each tag's own name comes first
         vectors = _prototype_vectors(self.embedder, tuple(p for _, p in prototypes))
+        if self.cue_context:  # "name: cue" averaged with the name: a cue counts only with its tag (a name: 2x itself)
+            vectors = vectors + vectors[first][owner]
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         cosines = window_vectors @ vectors.T
         rank = np.full((len(window_vectors), len(vocabulary)), -np.inf, dtype=np.float32)
         np.maximum.at(rank.T, owner, cosines.T)
-        first = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])  # each tag's own name comes first
-        return [tag for tag, _ in vocabulary], cosines[:, first], rank
+        return [tag for tag, _ in vocabulary], (rank if self.cue_context else cosines[:, first]), rank
 
     def _admit(self, relevance: np.ndarray, rank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(what is recorded and gated, rank with every tag that misses `min_relevance` at -inf), by `admit_on`."""
@@ -283,23 +337,19 @@ class PhraseTagger:
         return [(names[j], float(recorded[j]), float(rank[j])) for j in order if np.isfinite(rank[j])]
 
     def _pick(
-        self, relevance: np.ndarray, rank: np.ndarray, vectors: np.ndarray, names: list[str]
+        self, candidates: list[tuple[int, float, float]], vectors: np.ndarray, names: list[str], taken: set[str]
     ) -> list[tuple[str, float, float]]:
-        """(phrase, relevance, rank) of the best-ranked phrases whose relevance reaches `min_relevance`,
-        skipping near repeats of kept ones. O(V + c log c)."""
-        if not len(relevance):
-            return []
-        recorded, rank = self._admit(relevance, rank)
-        top = min(len(rank), 8 * self.max_tags)
-        best = np.argpartition(-rank, top - 1)[:top]
-        kept: list[int] = []
-        for j in best[np.argsort(-rank[best], kind="stable")]:
-            if not np.isfinite(rank[j]) or len(kept) == self.max_tags:
+        """(phrase, relevance, rank) of the best-ranked passing phrases, skipping near repeats of kept ones and
+        names already `taken` by an intent. O(c log c + c x max_tags x d) for c passing phrases."""
+        kept: list[tuple[int, float, float]] = []
+        for j, recorded, rank in sorted(candidates, key=lambda c: (-c[2], c[0])):
+            if len(kept) == self.max_tags:
                 break
-            if kept and float(np.max(vectors[kept] @ vectors[j])) >= self.redundancy:
+            near = kept and float(np.max(vectors[[k for k, _, _ in kept]] @ vectors[j])) >= self.redundancy
+            if near or names[j] in taken:
                 continue
-            kept.append(int(j))
-        return [(names[j], float(recorded[j]), float(rank[j])) for j in kept]
+            kept.append((j, recorded, rank))
+        return [(names[j], recorded, rank) for j, recorded, rank in kept]
 
 
 def _surfaces(phrases: list[list[tuple[str, ...]]], stemmed: list[list[tuple[str, ...]]]) -> dict[tuple[str, ...], str]:

@@ -67,3 +67,15 @@ def test_cache_stores_npy_and_reloads(tmp_path, vectors):
 
 def test_empty_input_keeps_width():
     assert embed([], progress=False).shape == (0, 384)
+
+
+def test_fast_mean_pooling_equals_sentence_transformers_encode():
+    """`embed` skips SentenceTransformer.encode's per-batch overhead for MiniLM; the vectors must not move."""
+    from diversity.embeddings import DEFAULT_EMBEDDER, _plain_mean_pooling, load_embedder
+
+    encoder = load_embedder(DEFAULT_EMBEDDER, None)
+    assert _plain_mean_pooling(encoder)
+    texts = ["", "linked list", "a python function", "Write a poem about the sea. " * 40, "résumé ${x} {}"] * 3
+    encoder.max_seq_length = 64
+    reference = encoder.encode(texts, batch_size=4, convert_to_numpy=True, show_progress_bar=False)
+    np.testing.assert_allclose(embed(texts, max_seq_length=64, batch_size=4, progress=False), reference, atol=1e-5)

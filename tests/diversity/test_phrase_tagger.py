@@ -1,6 +1,6 @@
-"""PhraseTagger: open-vocabulary candidates, tags only above the relevance threshold (by default on the ranking
-score; with admit_on="cosine" on the bare tag-text cosine, bonuses and cue words only ranking), a vocabulary drawn
-from the pool, no length bias on the default pool."""
+"""PhraseTagger: open-vocabulary candidates, tags only above the relevance threshold (the baseline-corrected
+cosine of window and tag; bonuses only rank, cue words count only in their tag's context), phrases shared by
+relevance, no length bias on the default pool."""
 
 from __future__ import annotations
 
@@ -51,63 +51,90 @@ def test_tags_are_relevant_shared_and_never_forced(tagged):
     assert min(scores) >= tagger.min_relevance  # nothing below the threshold is kept
     assert all(len(row) <= tagger.max_tags + 1 for row in tags)  # + a language tag
     assert tags[-1] == []  # empty text: untyped, not forced
-    assert tags[7] == tags[8] and tags[7][0] == "continuation request"  # an intent no word of the text names
+    assert tags[7] == tags[8] and "continuation request" in tags[7]  # an intent no word of the text names
     assert tags[10] == ["korean language"]  # MiniLM cannot judge Hangul: no tags from noise similarities
     # a vocabulary drawn from the pool: phrases two texts share become tags of both
     assert "linked list" in set(tags[0]) & set(tags[1]) and len(set(tags[0]) & set(tags[1])) >= 3
     assert {"lisbon"} <= set(tags[5]) & set(tags[6])
 
 
-def test_admit_on_cosine_keeps_only_tags_whose_bare_cosine_passes():
-    """Issue 22 audit: with admit_on="cosine" the kept share below the threshold is 0 by construction, because
-    the recorded relevance is cos(embed(window), embed(tag name)) recomputed here, without bonus or cue."""
+def _bare_cosines(tagger: PhraseTagger, texts: list[str], tags: list[str]) -> np.ndarray:
+    """cos(embed(window of text i), embed(tag j)), recomputed outside the tagger."""
     from diversity.embeddings import embed
     from diversity.taggers.window import embedding_windows
 
-    tagger = PhraseTagger(progress=False, admit_on="cosine")
-    rows = tagger.tag_with_scores(POOL)
-    pairs = [(i, tag, score) for i, row in enumerate(rows) for tag, score in row if not math.isnan(score)]
-    windows = embedding_windows(POOL, tagger.embedder, tagger.max_seq_length)
+    windows = embedding_windows(texts, tagger.embedder, tagger.max_seq_length)
     text_vectors = embed(windows, tagger.embedder, 64, tagger.max_seq_length + 2, progress=False)
+    return text_vectors @ embed(tags, tagger.embedder, 64, 32, progress=False).T
+
+
+def test_without_baseline_correction_a_phrase_is_kept_on_its_bare_cosine():
+    """Issue 22 audit: the recorded relevance of a phrase is cos(window, phrase) recomputed here, with no bonus;
+    with the baseline correction it is that cosine shifted by one constant per text (order within a text kept)."""
+    plain = PhraseTagger(progress=False, intents=False, baseline_weight=0.0, lexical_bonus=5.0)
+    rows = plain.tag_with_scores(POOL)
+    pairs = [(i, tag, score) for i, row in enumerate(rows) for tag, score in row if not math.isnan(score)]
     names = sorted({tag for _, tag, _ in pairs})
-    tag_vectors = dict(zip(names, embed(names, tagger.embedder, 64, 32, progress=False), strict=True))
-    cosines = np.array([text_vectors[i] @ tag_vectors[tag] for i, tag, _ in pairs])
-    np.testing.assert_allclose([score for *_, score in pairs], cosines, atol=1e-3)
-    assert np.mean(cosines < tagger.min_relevance) == 0.0
+    cosines = _bare_cosines(plain, POOL, names)
+    bare = np.array([cosines[i, names.index(tag)] for i, tag, _ in pairs])
+    np.testing.assert_allclose([score for *_, score in pairs], bare, atol=1e-3)
+    assert bare.min() >= plain.min_relevance  # a word of the text with a huge bonus is still kept on its cosine
+    corrected = PhraseTagger(progress=False, intents=False).tag_with_scores(POOL)
+    for i, row in enumerate(corrected):
+        shifts = {round(float(cosines[i, names.index(t)]) - s, 4) for t, s in row if t in names}
+        assert len(shifts) <= 1  # one shift per text: the correction never reorders a text's tags
 
 
-def test_with_admit_on_cosine_a_cue_word_or_the_lexical_bonus_never_admits_a_tag():
-    """A cue ranks an intent but cannot admit it: "spring" is a cue of "java programming", and on a gardening
-    text that cue scores 0.47 while the tag itself scores 0.04 (the audit found this tag there; the default,
-    admit_on="score", keeps it, which benchmarks/README.md states)."""
+def test_a_bare_cue_word_never_admits_an_intent():
+    """ "spring" is a cue of "java programming": bare, it scores 0.47 on a gardening text while the tag scores
+    0.04 (the audit found this tag there). Described in context ("java programming: spring") it does not pass;
+    the pre-audit rule (phrase_lexical: admit_on="score", bare cues) keeps it."""
     garden = "Spring is an excellent time to plant native plants in your garden. Choose perennials for your soil."
     texts = [garden, "Plant tomatoes in spring, in a sunny garden.", "What is having a garden like? Tell me later."]
-    default = PhraseTagger(progress=False).tag_with_scores(texts)
-    assert "java programming" in {t for t, _ in default[0]}  # the score rule admits it on its cue
-    tagger = PhraseTagger(progress=False, admit_on="cosine")
+    lexical = dict(admit_on="score", cue_context=False, min_df=2, min_support=1, baseline_weight=0.0,
+                   lexical_bonus=0.2, max_tags=10)  # fmt: skip
+    assert "java programming" in {t for t, _ in PhraseTagger(progress=False, **lexical).tag_with_scores(texts)[0]}
+    tagger = PhraseTagger(progress=False)
     rows = tagger.tag_with_scores(texts)
     assert all("java programming" not in {t for t, _ in row} for row in rows)
     assert all(score >= tagger.min_relevance for row in rows for _, score in row)
-    # the cue case is really exercised: ranked by its cue the intent would pass, by its name it does not
     from diversity.embeddings import embed
     from diversity.taggers.window import embedding_windows
 
     vectors = embed(embedding_windows(texts[:1], tagger.embedder, 64), tagger.embedder, 64, 66, progress=False)
-    names, relevance, rank = tagger._intent_scores(vectors)
+    names, relevance, _ = tagger._intent_scores(vectors)
+    _, _, bare_cue_rank = PhraseTagger(progress=False, cue_context=False)._intent_scores(vectors)
     j = names.index("java programming")
-    assert rank[0, j] >= tagger.min_relevance > relevance[0, j]
-    # a word found in the window ("garden", "having", "later") ranks higher but is kept only on its own cosine
-    boosted = PhraseTagger(progress=False, lexical_bonus=5.0, admit_on="cosine").tag_with_scores(texts)
-    assert all(score >= tagger.min_relevance for row in boosted for _, score in row)
+    assert bare_cue_rank[0, j] >= tagger.min_relevance > relevance[0, j]  # the cue case is really exercised
 
 
-def test_pool_vocabulary_excludes_one_off_phrases(tagged):
+def test_a_phrase_relevant_to_one_text_only_is_never_a_tag(tagged):
     _, rows = tagged
     phrases = {t for row in rows for t, _ in row}
-    assert "csv file" not in phrases  # occurs in one text only: below min_df, never a candidate
-    assert PhraseTagger(min_df=1, intents=False, progress=False).tag(POOL[:3])[2]  # min_df=1 admits it
+    assert not {"csv", "read csv file"} & phrases  # relevant to one text only: below min_support
+    assert {"csv", "read csv file"} <= set(PhraseTagger(min_support=1, intents=False, progress=False).tag(POOL)[2])
     two = PhraseTagger(intents=False, progress=False).tag(["Write a poem", "write a poem about cats"])
     assert "write poem" in two[0] and "write poem" in two[1]  # in 2 of 2 texts: max_df must not drop it
+
+
+def test_the_baseline_correction_evens_out_short_and_long_texts():
+    """MiniLM gives a short text higher cosines to every tag; the correction takes part of that off, so a short
+    text gets no more tags than a long one of the same topic for being short."""
+    short = ["Python list sort.", "Bake bread.", "Lisbon trip.", "Chess openings.", "Tax forms."]
+    long = [
+        "I have a Python list of dictionaries and I want to sort it by two keys, first by date and then by name, "
+        "but the dates are strings in different formats; what is the cleanest way to do this?",
+        "My sourdough bread keeps coming out dense and flat even though the starter bubbles well; I bake at 230 "
+        "degrees in a Dutch oven. What should I change in the proofing or the shaping?",
+        "We are planning a four-day trip to Lisbon in March with two teenagers who like history and food; "
+        "which neighbourhoods should we stay in and what day trips are worth it?",
+    ]
+    pool = short + long
+    plain = PhraseTagger(progress=False, baseline_weight=0.0).tag_with_scores(pool)
+    corrected = PhraseTagger(progress=False).tag_with_scores(pool)
+    gap = [np.mean([len(r) for r in rows[: len(short)]]) - np.mean([len(r) for r in rows[len(short) :]])
+           for rows in (plain, corrected)]  # fmt: skip
+    assert gap[1] < gap[0]
 
 
 def test_meso_extractor_records_threshold_and_untyped(tagged):
@@ -119,14 +146,22 @@ def test_meso_extractor_records_threshold_and_untyped(tagged):
 
 
 def test_cache_key_and_bad_parameters():
-    assert PhraseTagger().cache_key() != PhraseTagger(min_relevance=0.4).cache_key()
-    assert PhraseTagger().cache_key() != PhraseTagger(admit_on="cosine").cache_key()
+    for change in ({"min_relevance": 0.4}, {"admit_on": "score"}, {"min_support": 1}, {"baseline_weight": 0.0},
+                   {"cue_context": False}):  # fmt: skip
+        assert PhraseTagger().cache_key() != PhraseTagger(**change).cache_key()
+    assert PhraseTagger().cache_key() == PhraseTagger(block=7).cache_key()  # blocks change no tag
     with pytest.raises(ValueError, match="admit_on"):
         PhraseTagger(admit_on="bonus")
     with pytest.raises(ValueError, match="max_df"):
         PhraseTagger(max_df=0)
     with pytest.raises(ValueError, match="min_df"):
         PhraseTagger(min_df=0)
+    with pytest.raises(ValueError, match="baseline_weight"):
+        PhraseTagger(baseline_weight=1.5)
+
+
+def test_blocks_change_no_tag():
+    assert PhraseTagger(progress=False).tag(POOL) == PhraseTagger(progress=False, block=3).tag(POOL)
 
 
 @pytest.mark.slow
