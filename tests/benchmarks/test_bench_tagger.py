@@ -42,3 +42,19 @@ def test_labelled_jsonl_errors_name_file_row_and_field(tmp_path):
     path.write_text('{"text": "a", "label": "x"}\n\n{"text": "b", "label": "y"}\n')
     name, texts, labels = load_labelled("jsonl", path)
     assert name == "set.jsonl" and texts == ["a", "b"] and labels.tolist() == ["x", "y"]
+
+
+def test_low_cosine_share_is_issue_22s_audit_and_leaves_language_tags_out():
+    from bench_tagger import low_cosine_share
+
+    texts = ["Write a Python function that reverses a linked list.", "Give me a recipe for a vegan chocolate cake."]
+    tags = [["python programming", "accounting", "korean language"], ["vegan chocolate cake"]]
+    assert low_cosine_share(texts, tags, 64) == (pytest.approx(1 / 3), pytest.approx(1 / 3))  # only "accounting"
+
+
+def test_a_tagger_file_may_extend_another():
+    from bench_tagger import build_tagger
+
+    lexical, default = build_tagger("phrase_lexical", {}), build_tagger("phrase", {"max_tags": "12"})
+    assert (lexical.admit_on, lexical.min_df, lexical.max_tags, lexical.progress) == ("score", 2, 10, False)
+    assert lexical.embedder == default.embedder and default.max_tags == 12 and default.admit_on == "cosine"
