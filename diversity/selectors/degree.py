@@ -260,7 +260,9 @@ class DegreeSelector:
         The first candidate is the smallest valid state with k >= k_target; when `n` samples cover all of its
         types (the usual case) that is the answer. Otherwise coverage grows with k (noisily) and a search over
         the larger states, alternating interpolation on coverage with bisection, brackets k_target until a
-        subset is within 0.1% of it or the bracket closes. Within one seed, coverage is a step function of
+        subset is within 0.1% of it or the bracket closes. When the first state's subset overshoots by more
+        than 0.5% (a run of types dropped together skips past k_target), the state below it is tried too: its
+        subset may come closer from beneath. Within one seed, coverage is a step function of
         the state (neighbouring states share most of the walk) whose steps can reach 2%, so while the best
         subset misses by more than 0.5%, the two states of the bracket are drawn again with up to
         EXTRA_STREAMS streams derived from the seed (`default_rng([seed, j])`). Of all subsets drawn, the one
@@ -301,6 +303,10 @@ class DegreeSelector:
             step += 1
             lo, hi = (lo, mid) if run(mid) >= k_target else (mid, hi)
         best = min(tried, key=lambda key: (miss(key), key))
+        if miss(best) > k_target // 200 and run(lo) > k_target and lo > 0:
+            lo -= 1  # the first state overshoots (types dropped in a run): the one below may come closer from beneath
+            run(lo)
+            best = min(tried, key=lambda key: (miss(key), key))
         for stream in range(1, EXTRA_STREAMS + 1):
             for i in sorted({lo, hi}):
                 if miss(best) > k_target // 200:
