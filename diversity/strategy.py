@@ -33,6 +33,8 @@ EXTRACTOR_FACTS = (
     "types_per_sample",
     "tagger",
     "tag_min_relevance",
+    "tag_relevance_rule",
+    "distinct_tags",
     "parent_threshold",
     "parent_types",
     "raw_tags_per_sample",

@@ -185,6 +185,7 @@ class MesoExtractor:
             "tagger": type(self.tagger).__name__,
             # the relevance a tag needed (None: the tagger keeps no threshold, e.g. JSONL or LLM tags)
             "tag_min_relevance": getattr(self.tagger, "min_relevance", None),
+            "tag_relevance_rule": getattr(self.tagger, "relevance_rule", None),  # what min_relevance gates
             "parse_failures": getattr(self.tagger, "parse_failures_", None),
         }
         log.info(

@@ -218,6 +218,18 @@ class PhraseTagger:
         # version 3: support filter, baseline correction, cues in context, sparse picking (issue 22)
         return {"class": type(self).__name__, "version": 3, **params, "intents": vocabulary}
 
+    @property
+    def relevance_rule(self) -> str:
+        """What a kept tag passed, in words (the meso extractor records it beside `min_relevance`)."""
+        extras = []
+        if self.admit_on == "score":
+            extras.append(f"+ {self.lexical_bonus} for a phrase in the window")
+        if self.cue_context or self.admit_on == "score":
+            extras.append("an intent: best of its name and " + ("name+cue" if self.cue_context else "bare cues"))
+        extra = f" ({'; '.join(extras)})" if extras else ""
+        return (f"cos(first {self.max_seq_length} tokens, tag){extra} - {self.baseline_weight} x (text baseline - "
+                f"pool median) >= {self.min_relevance}; a phrase relevant to >= {self.min_support} texts")  # fmt: skip
+
     def tag(self, texts: Sequence[str], ids: Sequence[str] | None = None) -> list[list[str]]:
         """Tags per text: language, then intents and phrases, best first (`ids` is ignored)."""
         return [[tag for tag, _ in row] for row in self.tag_with_scores(texts)]

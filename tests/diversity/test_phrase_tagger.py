@@ -141,6 +141,7 @@ def test_meso_extractor_records_threshold_and_untyped(tagged):
     tagger, rows = tagged
     types = MesoExtractor(tagger=tagger, progress=False).fit_tags([[t for t, _ in row] for row in rows])
     assert types.meta["tag_min_relevance"] == tagger.min_relevance
+    assert types.meta["tag_relevance_rule"] == tagger.relevance_rule and ">= 0.3" in tagger.relevance_rule
     assert types.meta["tagger"] == "PhraseTagger"
     assert types.meta["n_samples_without_type"] == int((types.types_per_sample() == 0).sum()) >= 1
 
