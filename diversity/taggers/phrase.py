@@ -7,8 +7,9 @@ the vocabulary from the pool's own texts and lets MiniLM judge which entries fit
 1. **Window.** Every text is cut to its first `max_seq_length` embedder tokens (`taggers.window`); the
    embedding and the candidate phrases both come from that window, so a long text has no more chances to
    collect tags than a short one.
-2. **Candidates.** Content-word runs (split at stop words and punctuation) give key phrases of 1..`max_ngram`
-   words ("linked list", "python function"); a verb and its object across an article or pronoun give
+2. **Candidates** (`taggers.candidates`). Content-word runs (split at stop words and punctuation) give key
+   phrases of 1..`max_ngram` words ("linked list", "python function"); a verb and its object across an article
+   or pronoun give
    verb-object phrases ("write a poem" -> "write poem"). Words are compared by Porter stem, so "functions" and
    "function" are one candidate, shown in its most frequent surface form. The `max_vocabulary` candidates found
    in the most texts (at least `min_df`, at most a `max_df` share) form the pool's vocabulary. Any text may
@@ -48,71 +49,16 @@ each), then O(n x (u + prototypes) x d) dot products in blocks of `block` texts;
 
 from __future__ import annotations
 
-import re
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Sequence
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
 from diversity.embeddings import DEFAULT_EMBEDDER
+from diversity.taggers.candidates import candidate_phrases, surface_forms
 from diversity.taggers.intent import NON_LATIN, _prototype_vectors, _stem, detect_language, load_vocabulary
 from diversity.taggers.window import embedding_windows
-
-_TOKEN = re.compile(r"[a-z0-9][a-z0-9+#]*(?:[-_.'][a-z0-9]+)*|[^\sa-z0-9]")
-# Words a verb's object may sit behind: "write a poem", "give me the recipe", "fix my code".
-_BRIDGE = frozenset({"a", "an", "the", "me", "us", "my", "our", "your", "his", "her", "their", "its", "some"})
-# sklearn's stop-word list (a 1990s IR list) holds content words that are real intents here; keep those.
-_CONTENT = frozenset({"computer", "system", "describe", "fire", "bill", "interest", "detail", "call", "show",
-                      "name", "find", "move", "fill", "part", "amount", "top", "bottom", "front", "back", "side",
-                      "full"})  # fmt: skip
-# Request fillers that never name an intent.
-_FILLER = frozenset({"please", "want", "need", "like", "just", "really", "im", "ive", "don", "doesn", "didn", "isn",
-                     "let", "lets", "using", "use", "given", "following", "also", "would", "could", "able", "etc",
-                     "kindly", "pls", "hey", "hi", "hello", "dear", "okay", "ok", "sure"})  # fmt: skip
-
-
-@lru_cache(maxsize=1)
-def stop_words() -> frozenset[str]:
-    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-
-    return frozenset((ENGLISH_STOP_WORDS - _CONTENT) | _FILLER)
-
-
-def candidate_phrases(window: str, max_ngram: int = 3) -> list[tuple[str, ...]]:
-    """Candidate phrases (tuples of lowercase words) of one window, in order of first appearance.
-
-    Key phrases: every 1..`max_ngram`-word span of a content-word run. Verb-object phrases: the last word
-    of a run joined to the first one or two words of the next run when only `_BRIDGE` words lie between.
-    O(words x max_ngram).
-    """
-    stops = stop_words()
-    runs: list[list[str]] = [[]]
-    bridged: list[bool] = [False]  # whether run r follows run r-1 across bridge words only
-    gap_ok = False
-    for token in _TOKEN.findall(window.lower()):
-        content = len(token) > 1 and token not in stops and not token.replace(".", "").isdigit()
-        if content:
-            runs[-1].append(token)
-            continue
-        if runs[-1]:
-            runs.append([])
-            bridged.append(token in _BRIDGE)
-            gap_ok = token in _BRIDGE
-        else:
-            gap_ok = gap_ok and token in _BRIDGE
-            bridged[-1] = gap_ok
-    out: dict[tuple[str, ...], None] = {}
-    for r, run in enumerate(runs):
-        if r and bridged[r] and run and runs[r - 1]:
-            for n in range(1, min(max_ngram - 1, len(run)) + 1):
-                out[(runs[r - 1][-1], *run[:n])] = None
-        for n in range(1, max_ngram + 1):
-            for k in range(len(run) - n + 1):
-                out[tuple(run[k : k + n])] = None
-    return list(out)
-
 
 ADMIT_ON = ("cosine", "score")
 """What `min_relevance` is compared with. "cosine" (default): the relevance (baseline-corrected cosine of the
@@ -286,7 +232,7 @@ class PhraseTagger:
         most = max(self.max_df * len(phrases), self.min_df, 2)  # in a handful of texts a share bound means nothing
         vocab = [key for key, count in df.items() if self.min_df <= count <= most]
         vocab = sorted(vocab, key=lambda key: (-df[key], key))[: self.max_vocabulary]
-        surface = _surfaces(phrases, stemmed)
+        surface = surface_forms(phrases, stemmed)
         return [surface[key] for key in vocab], vocab
 
     def _relevant_phrases(
@@ -362,12 +308,3 @@ class PhraseTagger:
                 continue
             kept.append((j, recorded, rank))
         return [(names[j], recorded, rank) for j, recorded, rank in kept]
-
-
-def _surfaces(phrases: list[list[tuple[str, ...]]], stemmed: list[list[tuple[str, ...]]]) -> dict[tuple[str, ...], str]:
-    """Most frequent surface form of every stemmed candidate (first seen wins a tie)."""
-    counts: dict[tuple[str, ...], Counter[str]] = defaultdict(Counter)
-    for row, keys in zip(phrases, stemmed, strict=True):
-        for phrase, key in zip(row, keys, strict=True):
-            counts[key][" ".join(phrase)] += 1
-    return {key: c.most_common(1)[0][0] for key, c in counts.items()}

@@ -11,7 +11,7 @@ import pytest
 
 from diversity.extractors.meso import MesoExtractor
 from diversity.taggers import PhraseTagger
-from diversity.taggers.phrase import candidate_phrases
+from diversity.taggers.candidates import candidate_phrases
 
 POOL = [
     "Write a Python function that reverses a linked list.",
