@@ -8,21 +8,21 @@ the vocabulary from the pool's own texts and lets MiniLM judge which entries fit
    embedding and the candidate phrases both come from that window, so a long text has no more chances to
    collect tags than a short one.
 2. **Candidates** (`taggers.candidates`). Content-word runs (split at stop words and punctuation) give key
-   phrases of 1..`max_ngram` words ("linked list", "python function"); a verb and its object across an article
-   or pronoun give
-   verb-object phrases ("write a poem" -> "write poem"). Words are compared by Porter stem, so "functions" and
-   "function" are one candidate, shown in its most frequent surface form. The `max_vocabulary` candidates found
-   in the most texts (at least `min_df`, at most a `max_df` share) form the pool's vocabulary. Any text may
-   receive any vocabulary phrase, not only its own words (InsTag's tags need not be words of the text), and the
-   intents of a fixed vocabulary (`prompts/intent_tags.txt`) join them, as abstract intents ("role play",
-   "summarization") seldom occur as words.
-3. **Relevance** of a tag to a text: the cosine of the text's window and the tag, an intent described by its
-   name or by "name: cue" (the cue in its tag's context: a bare cue "spring" would make "java programming"
-   fit a gardening text), minus `baseline_weight` x (the text's baseline - the pool's median baseline). The
-   baseline is the text's mean cosine to the whole vocabulary: MiniLM gives a short text higher cosines to
-   every tag (Spearman of the baseline with response length -0.34 on the default pool), so without the
-   correction short texts pass more tags. A tag is kept only when its relevance reaches `min_relevance`
-   (0.3: a window's cosine to a phrase of *another* text reaches it in ~0.5% of pairs, `benchmarks/README.md`).
+   phrases of 1..`max_ngram` words ("linked list", "python function"); a verb and its object across an article or
+   pronoun give verb-object phrases ("write a poem" -> "write poem"). Words are compared by Porter stem, so
+   "functions" and "function" are one candidate, shown in its most frequent surface form. The `max_vocabulary`
+   candidates found in the most texts (at least `min_df`, at most a `max_df` share) form the pool's vocabulary.
+   Any text may receive any vocabulary phrase, not only its own words (InsTag's tags need not be words of the
+   text), and the intents of a fixed vocabulary (`prompts/intent_tags.txt`) join them, as abstract intents ("role
+   play", "summarization") seldom occur as words.
+3. **Relevance** of a tag to a text: the cosine of the text's window and the tag (an intent: the best of its name
+   and, per cue, the mean of the name's and "name: cue"'s vectors, so a cue counts only with its tag: a bare cue
+   "spring" made "java programming" fit a gardening text), minus `baseline_weight` x (the text's baseline - the
+   pool's median baseline). The baseline is the text's mean cosine to the whole vocabulary: MiniLM gives a short
+   text higher cosines to every tag (Spearman of the baseline with response length -0.34 on the default pool), so
+   without the correction short texts pass more tags. A tag is kept only when its relevance reaches
+   `min_relevance` (0.3: the relevance of a window to a phrase of *another* text reaches it in 0.42% of pairs on
+   Arena-Hard, `benchmarks/README.md`).
 4. **Frequency filter by relevance.** A phrase is a tag only when it is relevant to at least `min_support`
    texts of the pool: a tag of one text could never be a shared type (InsTag's long-tail filter), and
    counting relevance, not literal occurrence, lets a phrase of one text be the shared tag of two.
