@@ -197,3 +197,16 @@ def test_a_length_controlled_sweep_job_has_its_own_folder(compose_cfg):
         for extra in ([], ["diversity.length.lock=true"], ["window=short"], ["diversity.length.window=[30,100]"])
     }
     assert len(folders) == 4 and any(folder.startswith("random_locked/") for folder in folders)
+
+
+@pytest.mark.parametrize("name", [n for n in options("experiment") if n.endswith("_base")])
+def test_base_model_experiments_are_one_untrained_job_in_their_studys_sweep(compose_cfg, name):
+    """Each `<study>_base` (its study + experiment/base/model.yaml) pins every key its study sweeps to one value,
+    trains nothing and writes into the study's sweep folder under `base`."""
+    base = compose_cfg(f"experiment={name}", hydra_cfg=True)
+    study = compose_cfg(f"experiment={name.removesuffix('_base')}", hydra_cfg=True)
+    params = base.hydra.sweeper.params
+    assert set(params) >= set(study.hydra.sweeper.params)
+    assert all("," not in str(value) and "range(" not in str(value) for value in params.values()), params
+    assert params.strategy == "random" and base.trainer.max_steps == 0 and base.budget.tokens is None
+    assert base.hydra.sweep.subdir == "base" and base.hydra.sweep.dir == study.hydra.sweep.dir
