@@ -303,12 +303,13 @@ class DegreeSelector:
             step += 1
             lo, hi = (lo, mid) if run(mid) >= k_target else (mid, hi)
         best = min(tried, key=lambda key: (miss(key), key))
+        states = {lo, hi}
         if miss(best) > k_target // 200 and run(lo) > k_target and lo > 0:
-            lo -= 1  # the first state overshoots (types dropped in a run): the one below may come closer from beneath
-            run(lo)
+            states.add(lo - 1)  # the first state overshoots (a run of types dropped): the one below may come closer
+            run(lo - 1)
             best = min(tried, key=lambda key: (miss(key), key))
         for stream in range(1, EXTRA_STREAMS + 1):
-            for i in sorted({lo, hi}):
+            for i in sorted(states):
                 if miss(best) > k_target // 200:
                     run(i, stream)
                     best = min(tried, key=lambda key: (miss(key), key))
