@@ -108,6 +108,13 @@ def selection_facts(selection: Mapping[str, Any]) -> dict[str, str]:
     typeless = info.get("n_typeless")
     if _number(typeless) and selection.get("strategy") != "random":
         facts["untyped candidates (never selected)"] = str(typeless)
+    meso = info.get("extractor") or {}
+    if _number(meso.get("raw_tags_per_sample")) and _number(meso.get("types_after_merge")):  # what tags became
+        relevance = f" at relevance >= {meso['tag_min_relevance']}" if _number(meso.get("tag_min_relevance")) else ""
+        facts["meso tags per sample, distinct tags -> types (+ parents)"] = (
+            f"{meso['raw_tags_per_sample']:.1f}{relevance}, {meso.get('distinct_tags', '?')} -> "
+            f"{meso['types_after_merge']} (+ {meso.get('parent_types') or 0})"
+        )
     for component in ("response", "instruction"):
         drift = (length.get("drift") or {}).get(component)
         if isinstance(drift, Mapping) and _number(drift.get("mean")):

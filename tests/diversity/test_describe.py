@@ -63,3 +63,13 @@ def test_the_summary_shows_every_count_that_can_change_a_study():
     assert facts["response tokens: mean, drift, KS (locked)"] == "60, -1.0% vs 61, 0.040"
     assert facts["instruction tokens: mean, drift, KS"].startswith("40, ")
     assert facts["decontaminated (copies of benchmark prompts)"] == "0 (alpaca_eval 0, mtbench 0)"
+
+
+def test_meso_selections_say_what_the_tags_became():
+    extractor = {"raw_tags_per_sample": 9.79, "tag_min_relevance": 0.3, "distinct_tags": 1400,
+                 "types_after_merge": 254, "parent_types": 41}  # fmt: skip
+    info = {"n_typeless": 1, "extractor": extractor}  # as Strategy.select writes it
+    facts = selection_facts({"strategy": "meso_response", "k": 5, "info": info})
+    line = facts["meso tags per sample, distinct tags -> types (+ parents)"]
+    assert line == "9.8 at relevance >= 0.3, 1400 -> 254 (+ 41)"
+    assert not any(key.startswith("meso") for key in selection_facts(FULL))
