@@ -210,3 +210,12 @@ def test_base_model_experiments_are_one_untrained_job_in_their_studys_sweep(comp
     assert all("," not in str(value) and "range(" not in str(value) for value in params.values()), params
     assert params.strategy == "random" and base.trainer.max_steps == 0 and base.budget.tokens is None
     assert base.hydra.sweep.subdir == "base" and base.hydra.sweep.dir == study.hydra.sweep.dir
+
+
+def test_the_pre_audit_tagger_composes_into_a_meso_strategy(compose_cfg):
+    """`phrase_lexical` extends `phrase` (its own defaults list) and still composes as an override of a strategy."""
+    cfg = compose_cfg("strategy=meso_response", "tagger@strategy.extractor.tagger=phrase_lexical")
+    tagger = instantiate(cfg.strategy).extractor.tagger
+    assert (tagger.admit_on, tagger.min_support, tagger.lexical_bonus, tagger.max_tags) == ("score", 1, 0.2, 10)
+    default = instantiate(compose_cfg("strategy=meso_response").strategy).extractor.tagger
+    assert default.cache_key() == type(default)(progress=False).cache_key()  # the YAML says what the code does
