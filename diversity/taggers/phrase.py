@@ -114,7 +114,7 @@ class PhraseTagger:
         max_intent_tags: int = 5,
         language_tags: bool = True,
         parent_threshold: float | None = 0.3,
-        batch_size: int = 64,
+        batch_size: int = 32,
         progress: bool = True,
         admit_on: str = "cosine",
         min_support: int = 2,
