@@ -246,13 +246,17 @@ class PhraseTagger:
         """
         out: list[np.ndarray] = []
         for start in range(0, len(windows), self.block):
-            relevance = windows[start : start + self.block] @ phrases.T - shift[start : start + self.block, None]
-            for r, row in enumerate(relevance):
-                bonus = np.zeros_like(row)
-                bonus[in_window[start + r]] = self.lexical_bonus
-                recorded, rank = self._admit(row, row + bonus)
-                passing = np.flatnonzero(np.isfinite(rank))
-                out.append(np.column_stack([passing, recorded[passing], rank[passing]]).astype(np.float64))
+            stop = min(start + self.block, len(windows))
+            relevance = windows[start:stop] @ phrases.T - shift[start:stop, None]
+            rank = relevance.copy()
+            if self.lexical_bonus:  # phrases found in their window rank higher
+                own = in_window[start:stop]
+                rows = np.repeat(np.arange(stop - start), [len(cols) for cols in own])
+                rank[rows, np.concatenate([np.asarray(cols, dtype=int) for cols in own])] += self.lexical_bonus
+            recorded, rank = self._admit(relevance, rank)
+            rows, cols = np.nonzero(np.isfinite(rank))  # row-major: each text's passing phrases in column order
+            table = np.column_stack([cols, recorded[rows, cols], rank[rows, cols]]).astype(np.float64)
+            out += np.split(table, np.searchsorted(rows, np.arange(1, stop - start)))
         return out
 
     def _intent_scores(self, window_vectors: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray]:
