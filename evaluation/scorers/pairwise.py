@@ -100,8 +100,8 @@ class PairwiseScorer:
                 )
             except EndpointError as err:
                 raise EndpointError(
-                    f"judging {bench}: {err}\nTo resume, run the same command again with hydra.run.dir={ctx.run_dir}: "
-                    "its saved answers and verdicts are reused, and only the missing judgements are asked"
+                    f"judging {bench}: {err}\nTo resume, run the same command again with hydra.run.dir={ctx.run_dir} "
+                    "(its saved answers are reused as well as the verdicts)"
                 ) from None
             save_jsonl(ctx.run_dir / "verdicts" / f"{bench}.jsonl", rows)
             per_item = item_scores(rows)

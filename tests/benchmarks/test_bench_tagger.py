@@ -58,3 +58,36 @@ def test_a_tagger_file_may_extend_another():
     lexical, default = build_tagger("phrase_lexical", {}), build_tagger("phrase", {"max_tags": "12"})
     assert (lexical.admit_on, lexical.min_df, lexical.max_tags, lexical.progress) == ("score", 2, 10, False)
     assert lexical.embedder == default.embedder and default.max_tags == 12 and default.admit_on == "cosine"
+
+
+def test_length_spearman_sees_tags_that_follow_length():
+    from bench_tagger import length_spearman
+
+    texts = ["a" * n for n in (10, 20, 30, 40, 50)]
+    growing = [[(f"t{j}", 0.3 + 0.01 * i) for j in range(i + 1)] for i in range(5)]  # more and more relevant tags
+    assert length_spearman(texts, growing) == pytest.approx((1.0, 1.0))
+    flat = [[("t", 0.4), ("language", float("nan"))][: 1 + i % 2] for i in range(5)]  # NaN language tags ignored
+    rho_tags, rho_relevance = length_spearman(texts, flat)
+    assert abs(rho_tags) < 0.5 and np.isnan(rho_relevance)  # constant relevance: no correlation defined
+
+
+def test_oracle_vocabulary_adds_label_names_once(tmp_path):
+    from bench_tagger import oracle_vocabulary
+
+    from diversity.taggers.intent import load_vocabulary
+
+    packaged = {tag for tag, _ in load_vocabulary()}
+    path = oracle_vocabulary(np.array(["SQL | Databases", "sql / databases", "Kite Flying", "role play"]), tmp_path)
+    added = [tag for tag, _ in load_vocabulary(path) if tag not in packaged]
+    assert added == ["kite flying", "sql / databases"]  # "|" kept out of the tag, duplicates and known ones once
+
+
+def test_overlap_shares_count_isolated_prompts_and_strangers():
+    from bench_tagger import overlap_shares
+
+    sim = np.zeros((6, 6))
+    sim[0, 1] = sim[1, 0] = 1.0  # pair a shares a type; pairs b and c share none
+    sim[2, 4] = sim[4, 2] = 0.5  # one stranger pair shares a type
+    shares = overlap_shares(sim, LABELS)
+    assert shares["isolated"] == pytest.approx(4 / 6)
+    assert shares["strangers>0"] == pytest.approx(2 / (6 * 4))

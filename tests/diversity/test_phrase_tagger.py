@@ -5,6 +5,8 @@ relevance, no length bias on the default pool."""
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +14,8 @@ import pytest
 from diversity.extractors.meso import MesoExtractor
 from diversity.taggers import PhraseTagger
 from diversity.taggers.candidates import candidate_phrases
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 POOL = [
     "Write a Python function that reverses a linked list.",
@@ -169,15 +173,12 @@ def test_blocks_change_no_tag():
 def test_default_pool_tags_relevant_and_not_length_biased(default_response_tags):
     """Issue 22: the number of tags and their mean relevance must not follow response length (|rho| <= 0.1);
     the old tagger scanned whole responses for cue words and gave long ones ~3x the bonus."""
-    from scipy.stats import spearmanr
+    from bench_tagger import length_spearman  # the benchmark's figure, computed once for both
 
     texts, rows = default_response_tags
-    length = np.array([len(t) for t in texts])
     n_tags = np.array([len(r) for r in rows])
     scored = [[s for _, s in r if not math.isnan(s)] for r in rows]
-    relevance = np.array([np.mean(s) if s else np.nan for s in scored])
-    has = ~np.isnan(relevance)
-    rho_n, rho_rel = spearmanr(n_tags, length)[0], spearmanr(relevance[has], length[has])[0]
+    rho_n, rho_rel = length_spearman(texts, rows)
     print(f"rho(n_tags, length) {rho_n:.3f}, rho(relevance, length) {rho_rel:.3f}, {n_tags.mean():.2f} tags/sample")
     assert abs(rho_n) <= 0.1 and abs(rho_rel) <= 0.1
     assert min(s for row in scored for s in row) >= 0.3
