@@ -100,8 +100,8 @@ class PairwiseScorer:
                 )
             except EndpointError as err:
                 raise EndpointError(
-                    f"judging {bench}: {err}\nTo resume, run the same command again with hydra.run.dir={ctx.run_dir} "
-                    "(its saved answers are reused as well as the verdicts)"
+                    f"judging {bench}: {err}\nThe model's answers are saved in {ctx.run_dir / 'generations'} and are "
+                    "read back, not generated again, by a rerun in the same run directory"
                 ) from None
             save_jsonl(ctx.run_dir / "verdicts" / f"{bench}.jsonl", rows)
             per_item = item_scores(rows)
