@@ -126,14 +126,7 @@ class QditSelector(FacilitySelector):
                 "over: select through diversity.select.select_subset with a pool loaded by "
                 f"load_pool(..., columns=[{name!r}])"
             )
-        if self._column.shape != (types.n_samples,):
-            raise ValueError(
-                f"QditSelector: column {name!r} has {self._column.shape} values for {types.n_samples} candidates"
-            )
-        bad = np.flatnonzero(~np.isfinite(self._column))
-        if len(bad):
-            raise ValueError(f"QditSelector: column {name!r} is not finite at candidates {bad[:10].tolist()}")
-        return self._column
+        return _finite_per_sample(self._column, f"column {name!r}", types.n_samples)
 
     def scores(self, types: TypeAssignment, graph: sp.csr_matrix) -> np.ndarray:
         """Raw quality of every sample (before scaling), from the configured source.
@@ -148,13 +141,7 @@ class QditSelector(FacilitySelector):
         key = self.quality[len(META_PREFIX) :]
         if key not in types.meta:
             raise ValueError(f"QditSelector: quality={self.quality!r} but the TypeAssignment meta has no {key!r}")
-        values = np.asarray(types.meta[key], dtype=np.float64)
-        if values.shape != (types.n_samples,):
-            raise ValueError(f"QditSelector: meta[{key!r}] has shape {values.shape}, expected ({types.n_samples},)")
-        bad = np.flatnonzero(~np.isfinite(values))
-        if len(bad):
-            raise ValueError(f"QditSelector: meta[{key!r}] is not finite at samples {bad[:10].tolist()}")
-        return values
+        return _finite_per_sample(np.asarray(types.meta[key], dtype=np.float64), f"meta[{key!r}]", types.n_samples)
 
     def _greedy(self, types: TypeAssignment, m: int, seed: int) -> tuple[np.ndarray, dict]:
         graph, facts = self._graph(types, m, seed)
@@ -179,3 +166,14 @@ def _summary(values: np.ndarray) -> dict[str, float | int]:
     """Count, min, max and mean of some column values (JSON-ready)."""
     low, high, mean = float(values.min()), float(values.max()), float(values.mean())
     return {"count": int(len(values)), "min": low, "max": high, "mean": mean}
+
+
+def _finite_per_sample(values: np.ndarray, source: str, n_samples: int) -> np.ndarray:
+    """`values` when they are one finite number per candidate; else a ValueError naming the `source` and the
+    first bad candidates (a column and a meta key are checked alike)."""
+    if values.shape != (n_samples,):
+        raise ValueError(f"QditSelector: {source} has {values.shape} values for {n_samples} candidates")
+    bad = np.flatnonzero(~np.isfinite(values))
+    if len(bad):
+        raise ValueError(f"QditSelector: {source} is not finite at candidates {bad[:10].tolist()}")
+    return values

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -114,8 +115,10 @@ def test_qdit_alpha_and_quality_sources():
     np.testing.assert_array_equal(typical.indices, np.sort(np.argsort(-typicality(graph), kind="stable")[:20]))
     with pytest.raises(ValueError, match="no 'reward'"):
         top.select(_types(emb), 20, 1.0, seed=0)
-    with pytest.raises(ValueError, match=r"shape \(3,\)"):
+    with pytest.raises(ValueError, match=r"meta\[.reward.\] has \(3,\) values for 200 candidates"):
         top.select(_types(emb, {"reward": [1, 2, 3]}), 20, 1.0, seed=0)
+    with pytest.raises(ValueError, match=r"meta\[.reward.\] is not finite at candidates \[7\]"):
+        top.select(_types(emb, {"reward": [0.0] * 7 + [math.nan] + [0.0] * 192}), 20, 1.0, seed=0)
 
 
 def test_qdit_column_quality_is_handed_over_and_checked():
