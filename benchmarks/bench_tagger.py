@@ -300,6 +300,7 @@ def main() -> None:
     if args.jsonl:
         data.append(load_labelled("jsonl", args.jsonl, args.text_field, args.label_field))
     context = default_pool_texts("instruction", args.context) if args.context else []
+    scratch = tempfile.TemporaryDirectory()  # the oracle vocabularies; removed at exit
     print(f"torch threads: {torch.get_num_threads()}; overrides: {overrides or 'none'}; context: {len(context)} texts;"
           f" oracle vocabulary: {args.oracle_vocabulary}")  # fmt: skip
     print(f"{'set':<12}{'tagger':<15}{'auc':>6}{'r@5':>6}{'tags/s':>7}{'types/s':>8}{'vocab':>6}{'parents':>8}"
@@ -310,7 +311,7 @@ def main() -> None:
             print(
                 f"{set_name:<12}{'embedding':<15}{ref['auc']:>6.3f}{ref['retrieval@5']:>6.2f}{'':>37}{ref['samples/s']:>7.0f}"
             )
-        oracle = oracle_vocabulary(labels, Path(tempfile.mkdtemp())) if args.oracle_vocabulary else None
+        oracle = oracle_vocabulary(labels, Path(scratch.name)) if args.oracle_vocabulary else None
         for name in args.taggers.split(","):
             s = score_tagger(build_tagger(name, overrides.get(name, {}), oracle), texts, labels, context)
             low = s["low cosine"]
