@@ -94,6 +94,8 @@ def type_similarity(matrix: Any) -> np.ndarray:
     """IDF-weighted cosine between the samples' type sets (rows of a sparse 0/1 matrix)."""
     from sklearn.feature_extraction.text import TfidfTransformer
 
+    if matrix.shape[1] == 0:  # no types at all (e.g. an LLM tagger whose replies held no tags): all ties
+        return np.zeros((matrix.shape[0], matrix.shape[0]))
     weighted = TfidfTransformer(norm="l2", smooth_idf=True, sublinear_tf=False).fit_transform(matrix)
     return np.asarray((weighted @ weighted.T).todense())
 

@@ -28,6 +28,8 @@ def test_type_similarity_weights_rare_shared_types_more():
     matrix = sp.csr_matrix((np.ones(sum(map(len, rows))), np.concatenate(rows), np.cumsum([0, *map(len, rows)])))
     sim = type_similarity(matrix)
     assert sim[0, 1] == pytest.approx(1.0) and sim[0, 2] < sim[2, 3]
+    untyped = type_similarity(sp.csr_matrix((6, 0)))  # a tagger that gave no type at all scores chance, not a crash
+    assert untyped.shape == (6, 6) and label_auc(untyped, LABELS) == 0.5
     assert sim[4, 5] == pytest.approx(1.0) and sim[0, 4] < 0.5
 
 
