@@ -93,3 +93,18 @@ def test_overlap_shares_count_isolated_prompts_and_strangers():
     shares = overlap_shares(sim, LABELS)
     assert shares["isolated"] == pytest.approx(4 / 6)
     assert shares["strangers>0"] == pytest.approx(2 / (6 * 4))
+
+
+def test_gap_interval_is_exact_on_constant_gaps_and_covers_the_truth_at_its_level():
+    from bench_tagger import gap_interval
+
+    labels = np.repeat(np.arange(40), 2)
+    aucs = np.linspace(0.5, 1.0, 80)
+    assert gap_interval(aucs, aucs - 0.1, labels) == pytest.approx((0.1, 0.1, 0.1))
+    # clusters share a random effect: the interval must resample clusters, not prompts, to keep its 95%
+    rng, truth, covered = np.random.default_rng(1), 0.07, 0
+    for _ in range(200):
+        effect = rng.normal(0, 0.05, 40)[labels] + rng.normal(0, 0.01, 80)
+        _, low, high = gap_interval(aucs + truth + effect, aucs, labels, n_boot=1000, seed=int(rng.integers(1 << 30)))
+        covered += low <= truth <= high
+    assert 0.88 <= covered / 200 <= 0.99
