@@ -19,9 +19,9 @@ Figures per tagger and labelled set:
     auc           per prompt, the share of (same-label, other-label) prompt pairs where the same-label one is
                   more similar (ties count half; 0.5 = chance), averaged over prompts. On pairs of prompts
                   per cluster (Arena-Hard) this is the issue's cluster-mate AUC, on MT-Bench a category AUC.
-    gap           the reference's AUC minus the tagger's, with a 95% interval from a cluster bootstrap (labels
-                  resampled with their prompts; `gap_interval`): is a tagger's distance to the reference more
-                  than issue 22's 0.05, or could it be noise?
+    gap           the reference's AUC minus the tagger's, with a 95% interval from a delete-one-label jackknife
+                  (`gap_interval`; t with labels - 1 df): is a tagger's distance to the reference more than
+                  issue 22's 0.05, or could it be noise?
     retrieval@5   share of a prompt's same-label prompts among its 5 most similar (of at most 5; ties broken
                   at random, seeded): "is the mate in the top 5" on pairs.
     tags/sample   raw tags per prompt from the tagger; types/sample after normalisation (parent types included);
@@ -35,8 +35,8 @@ Figures per tagger and labelled set:
     --context N   tags each labelled set together with N default-pool instructions (a pool-dependent tagger
                   draws its vocabulary from them too, as in a study), scoring the labelled prompts only.
     mate 0 / strangers>0  share of prompts sharing no type with any same-label prompt, and mean share of
-                  other-label prompts a prompt shares a type with (where the AUC goes: an isolated prompt scores at
-                  most half the share of strangers that share nothing with it either).
+                  other-label prompts a prompt shares a type with (where the AUC goes: a prompt sharing nothing
+                  with its mates scores (1 - its strangers>0) / 2).
     cos<.3        share of kept tags whose plain MiniLM cosine to their text is below 0.3, the text read at the
                   tagger's window (64 tokens) and at 256 tokens (issue 22's audit).
 """
@@ -48,6 +48,7 @@ import json
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -80,21 +81,54 @@ def label_auc(similarity: np.ndarray, labels: np.ndarray) -> float:
     return float(np.nanmean(prompt_aucs(similarity, labels)))
 
 
-def gap_interval(
-    reference: np.ndarray, tagger: np.ndarray, labels: np.ndarray, n_boot: int = 4000, seed: int = 0
-) -> tuple[float, float, float]:
-    """The reference's AUC minus the tagger's (both `prompt_aucs` arrays) and its 95% percentile interval from
-    a cluster bootstrap: labels are resampled with replacement, each with all its prompts' paired differences,
-    as prompts of one label are not independent. Few labels (MT-Bench: 8) make the interval approximate.
-    O(n_boot x labels)."""
-    valid = np.isfinite(reference) & np.isfinite(tagger)
-    groups, index = np.unique(labels[valid], return_inverse=True)
-    sums = np.bincount(index, weights=(reference - tagger)[valid], minlength=len(groups))
-    counts = np.bincount(index, minlength=len(groups)).astype(float)
-    draws = np.random.default_rng(seed).integers(0, len(groups), size=(n_boot, len(groups)))
-    gaps = sums[draws].sum(axis=1) / counts[draws].sum(axis=1)
-    low, high = np.percentile(gaps, [2.5, 97.5])
-    return float(sums.sum() / counts.sum()), float(low), float(high)
+def stranger_wins(similarity: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """h[i, q]: over prompt i's same-label prompts p, the count of [s_ip > s_iq] + 0.5 [s_ip == s_iq], for every
+    other-label prompt q (0 where q has i's label). Row i sums to prompt i's AUC x n_pos x n_neg, so an AUC with
+    any set of strangers left out is a sum over the rest. O(n^2 x same-label prompts)."""
+    wins = np.zeros(similarity.shape, dtype=np.float64)
+    for i in range(len(labels)):
+        same = labels == labels[i]
+        strangers = ~same
+        same[i] = False
+        pos, neg = similarity[i, same][:, None], similarity[i, strangers][None, :]
+        wins[i, strangers] = (pos > neg).sum(0) + 0.5 * (pos == neg).sum(0)
+    return wins
+
+
+def leave_one_label_out_aucs(similarity: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """`label_auc` recomputed with each label's prompts left out of the set (as prompts and as strangers), one
+    value per label in `np.unique(labels)` order: the cluster jackknife's replicates. O(n^2 + n x labels)."""
+    groups, index = np.unique(labels, return_inverse=True)
+    member = np.zeros((len(labels), len(groups)))
+    member[np.arange(len(labels)), index] = 1.0
+    wins = stranger_wins(similarity, labels)
+    size = member.sum(axis=0)
+    n_pos = size[index] - 1
+    n_neg = len(labels) - size[index]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        left = (wins.sum(axis=1)[:, None] - wins @ member) / (n_pos[:, None] * (n_neg[:, None] - size[None, :]))
+    left[(member > 0) | (n_pos[:, None] == 0) | ~np.isfinite(left)] = np.nan
+    with np.errstate(invalid="ignore"):
+        return np.nanmean(left, axis=0)
+
+
+def gap_interval(reference: np.ndarray, tagger: np.ndarray, labels: np.ndarray) -> tuple[float, float, float]:
+    """`label_auc(reference) - label_auc(tagger)` (two similarity matrices over the same prompts) and its 95%
+    interval from a delete-one-label jackknife, t with labels - 1 degrees of freedom. Leaving a whole label out
+    removes its prompts both as prompts and as strangers of every other prompt, so both parts of an AUC's
+    variance are covered (prompts of one label are not independent, and each prompt's AUC uses every other
+    label). Few labels (MT-Bench: 8) give few degrees of freedom and a wide interval. O(n^2 + n x labels)."""
+    from scipy.stats import t as student_t
+
+    gap = label_auc(reference, labels) - label_auc(tagger, labels)
+    replicates = leave_one_label_out_aucs(reference, labels) - leave_one_label_out_aucs(tagger, labels)
+    replicates = replicates[np.isfinite(replicates)]
+    g = len(replicates)
+    if g < 2:
+        return float(gap), float("nan"), float("nan")
+    se = float(np.sqrt((g - 1) / g * np.sum((replicates - replicates.mean()) ** 2)))
+    half = float(student_t.ppf(0.975, g - 1)) * se
+    return float(gap), float(gap - half), float(gap + half)
 
 
 def retrieval_at(similarity: np.ndarray, labels: np.ndarray, k: int = 5, seed: int = 0) -> float:
@@ -123,7 +157,12 @@ def type_similarity(matrix: Any) -> np.ndarray:
 
 
 def load_labelled(name: str, path: Path | None = None, text_field: str = "text", label_field: str = "label"):
-    """(name, texts, labels) of a labelled prompt set: `mtbench`, `arena_hard` or a JSONL file."""
+    """(name, texts, labels) of a labelled prompt set: `mtbench`, `arena_hard` or a JSONL file.
+
+    Raises:
+        ValueError: naming the file, row and field of a missing label or text, or a set in which no label has two
+            prompts (no AUC can be computed).
+    """
     if name == "mtbench":
         from evaluation.benchmarks import package_data_dir
 
@@ -141,6 +180,10 @@ def load_labelled(name: str, path: Path | None = None, text_field: str = "text",
                 raise ValueError(f"{path}, row {lineno}: field '{field}' missing or not a string")
         texts.append(row[text_field])
         labels.append(row[label_field])
+    counts = Counter(labels)
+    if len(counts) < 2 or max(counts.values()) < 2:
+        raise ValueError(f"{path}: {len(texts)} prompts under {len(counts)} labels; an AUC needs at least two labels "
+                         "and a label with two prompts")  # fmt: skip
     return Path(path).name, texts, np.array(labels)
 
 
@@ -167,7 +210,9 @@ def score_tagger(tagger: Any, texts: list[str], labels: np.ndarray, context: lis
     """Tag, normalise (MesoExtractor defaults) and score one tagger on one labelled set.
 
     `context`: unlabelled texts tagged together with the labelled ones (a pool-dependent tagger such as `phrase`
-    draws its vocabulary from them too), scored on the labelled ones only; speed counts every text tagged.
+    draws its vocabulary from them too). AUC, retrieval, tags, types, untyped and cos<.3 are of the labelled
+    prompts (the IDF of `type_similarity` too); `vocabulary` and `parents` count the whole pool's types, and
+    samples/s every text tagged.
     """
     from diversity.extractors.meso import MesoExtractor
 
@@ -182,10 +227,9 @@ def score_tagger(tagger: Any, texts: list[str], labels: np.ndarray, context: lis
     matrix = types.matrix[: len(texts)]
     types_per_text = np.asarray(matrix.sum(axis=1)).ravel()
     similarity = type_similarity(matrix)
-    aucs = prompt_aucs(similarity, labels)
     return {
-        "auc": float(np.nanmean(aucs)),
-        "prompt aucs": aucs,
+        "auc": label_auc(similarity, labels),
+        "similarity": similarity,
         "retrieval@5": retrieval_at(similarity, labels),
         **overlap_shares(similarity, labels),
         "tags/sample": float(np.mean([len(r) for r in raw[: len(texts)]])),
@@ -200,9 +244,10 @@ def score_tagger(tagger: Any, texts: list[str], labels: np.ndarray, context: lis
 
 
 def overlap_shares(similarity: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """Where a tagger's AUC goes: the share of prompts that share no type with any same-label prompt (their AUC
-    is at most half the share of strangers that share none either), and the mean share of other-label prompts
-    a prompt shares at least one type with. O(n^2)."""
+    """Where a tagger's AUC goes: "isolated", the share of prompts that share no type with any same-label prompt
+    (such a prompt's AUC is exactly (1 - its share of strangers sharing a type) / 2: those strangers rank above
+    its mates, the rest tie), and "strangers>0", the mean share of other-label prompts a prompt shares at least
+    one type with. O(n^2)."""
     others = ~np.eye(len(labels), dtype=bool)
     same = (labels[:, None] == labels[None, :]) & others
     has_mate = same.any(axis=1)
@@ -227,9 +272,10 @@ def oracle_vocabulary(labels: np.ndarray, folder: Path) -> Path:
 
 
 def low_cosine_share(texts: list[str], tags: list[list[str]], window: int, bound: float = 0.3) -> tuple[float, float]:
-    """Share of kept tags whose plain cosine to their text is below `bound`, the text read as the tagger reads it
-    (its first `window` tokens, `embedding_windows`) and at 256 tokens (issue 22's audit); language tags are left
-    out."""
+    """Share of kept tags whose plain MiniLM cosine to their text is below `bound`, the text read as the tagger
+    reads it (its first `window` tokens under MiniLM's tokenizer, `embedding_windows`; 64 for a tagger without a
+    window) and at 256 tokens (issue 22's audit). The audit's embedder is MiniLM whatever the tagger's; language
+    tags are left out."""
     from diversity.embeddings import DEFAULT_EMBEDDER, embed
     from diversity.taggers.intent import _STOP_WORDS, NON_LATIN
     from diversity.taggers.window import embedding_windows
@@ -265,7 +311,8 @@ def length_spearman(texts: list[str], rows: list[list[tuple[str, float]]]) -> tu
 
 
 def length_bias(tagger: Any, texts: list[str]) -> dict[str, float]:
-    """Tagging rate, untyped share and `length_spearman` of `tagger` on `texts`."""
+    """Tagging rate, share of texts with no tag (before the meso extractor's filters) and `length_spearman` of
+    `tagger` on `texts`."""
     start = time.perf_counter()
     rows = (
         tagger.tag_with_scores(texts)
@@ -285,9 +332,8 @@ def score_embedding(texts: list[str], labels: np.ndarray) -> dict[str, float]:
     vectors = embed(texts, max_seq_length=256, progress=False)
     seconds = time.perf_counter() - start
     similarity = vectors @ vectors.T
-    aucs = prompt_aucs(similarity, labels)
-    return {"auc": float(np.nanmean(aucs)), "prompt aucs": aucs, "retrieval@5": retrieval_at(similarity, labels),
-            "samples/s": len(texts) / seconds}  # fmt: skip
+    return {"auc": label_auc(similarity, labels), "similarity": similarity,
+            "retrieval@5": retrieval_at(similarity, labels), "samples/s": len(texts) / seconds}  # fmt: skip
 
 
 def default_pool_texts(field: str, n: int) -> list[str]:
@@ -299,17 +345,18 @@ def default_pool_texts(field: str, n: int) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sets", default="mtbench,arena_hard", help="mtbench, arena_hard (skipped when absent)")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sets", default="mtbench,arena_hard", help="comma-separated: mtbench, arena_hard")
     parser.add_argument("--jsonl", type=Path, help="also score this labelled JSONL file")
-    parser.add_argument("--text-field", default="text")
-    parser.add_argument("--label-field", default="label")
-    parser.add_argument("--taggers", default=",".join(TAGGERS))
+    parser.add_argument("--text-field", default="text", help="the JSONL field holding each prompt")
+    parser.add_argument("--label-field", default="label", help="the JSONL field holding each prompt's label")
+    parser.add_argument("--taggers", default=",".join(TAGGERS), help="comma-separated conf/tagger names")
     parser.add_argument("--set", action="append", default=[], help="override, e.g. phrase.min_relevance=0.4")
     parser.add_argument("--no-reference", action="store_true", help="skip the embedding reference line")
     parser.add_argument("--speed", type=int, default=0, help="also time tagging N default-pool responses")
     parser.add_argument("--context", type=int, default=0, help="tag each set within N default-pool instructions")
-    parser.add_argument("--oracle-vocabulary", action="store_true", help="ceiling: label names join the intents")
+    parser.add_argument("--oracle-vocabulary", action="store_true", help="ceiling: label names join the intents "
+                        "(taggers with a vocabulary_file)")  # fmt: skip
     args = parser.parse_args()
 
     import torch
@@ -347,14 +394,14 @@ def main() -> None:
                   f"{s['samples/cpu2s']:>7.0f}{low[0]:>8.1%}{low[1]:>7.1%}"
                   f"{s['isolated']:>13.1%}{s['strangers>0']:>9.1%}")  # fmt: skip
             if ref:
-                gap, low, high = gap_interval(ref["prompt aucs"], s["prompt aucs"], labels)
-                print(f"{'':<12}{'':<15}gap to the embedding reference {gap:+.3f} (95% cluster-bootstrap interval "
-                      f"{low:+.3f} to {high:+.3f}, {len(set(labels))} labels resampled)")  # fmt: skip
+                gap, lower, upper = gap_interval(ref["similarity"], s["similarity"], labels)
+                print(f"{'':<27}gap to the embedding reference {gap:+.3f}, 95% interval {lower:+.3f} to {upper:+.3f} "
+                      f"(delete-one-label jackknife, t with {len(set(labels)) - 1} df)")  # fmt: skip
     if args.speed:
         texts = default_pool_texts("response", args.speed)
         for name in args.taggers.split(","):
             b = length_bias(build_tagger(name, overrides.get(name, {})), texts)
-            print(f"speed {name:<15} {len(texts)} default-pool responses: {b['samples/s']:.0f} samples/s, untyped "
+            print(f"speed {name:<15} {len(texts)} default-pool responses: {b['samples/s']:.0f} samples/s, no tag "
                   f"{b['untyped']:.1%}, Spearman with length: tags {b['rho_tags']:+.3f}, "
                   f"relevance {b['rho_relevance']:+.3f}")  # fmt: skip
 
