@@ -204,7 +204,7 @@ class PhraseTagger:
         intent_names, intent_relevance, intent_rank = self._intent_scores(window_vectors)
         intent_relevance, intent_rank = intent_relevance - shift[:, None], intent_rank - shift[:, None]
         column = {key: j for j, key in enumerate(vocab)}
-        in_window = [sorted({column[k] for k in keys if k in column}) for keys in stemmed]
+        in_window = [sorted({column[k] for k in keys if k in column}) for keys in stemmed] if self.lexical_bonus else []
         candidates = self._relevant_phrases(window_vectors, phrase_vectors, shift, in_window)
         support = np.bincount(np.concatenate([c[:, 0] for c in candidates]).astype(int), minlength=len(names))
         by_text: dict[str, list[tuple[str, float]]] = {}
@@ -239,7 +239,7 @@ class PhraseTagger:
         self, windows: np.ndarray, phrases: np.ndarray, shift: np.ndarray, in_window: list[list[int]]
     ) -> list[np.ndarray]:
         """Per text, a (c, 3) array of (phrase column, recorded relevance, rank) for the c phrases that pass
-        `min_relevance`.
+        `min_relevance`. `in_window`: per text, the columns of its own phrases (read only for a `lexical_bonus`).
 
         Blocks of `block` texts bound the memory at block x vocabulary floats; only passing pairs (a few per
         cent) are kept, as arrays (117K texts x ~50 passing phrases stay ~70 MB). O(n x u x d).
@@ -248,7 +248,7 @@ class PhraseTagger:
         for start in range(0, len(windows), self.block):
             stop = min(start + self.block, len(windows))
             relevance = windows[start:stop] @ phrases.T - shift[start:stop, None]
-            rank = relevance.copy()
+            rank = relevance.copy() if self.lexical_bonus else relevance  # `_admit` returns a new array
             if self.lexical_bonus:  # phrases found in their window rank higher
                 own = in_window[start:stop]
                 rows = np.repeat(np.arange(stop - start), [len(cols) for cols in own])
