@@ -60,20 +60,37 @@ ARENA_HARD = ROOT.parent / "shared" / "data" / "arena_hard" / "question.jsonl"
 TAGGERS = ("phrase", "phrase_lexical", "intent", "keyword")
 
 
+def stranger_wins(similarity: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """h[i, q]: over prompt i's same-label prompts p, the count of [s_ip > s_iq] + 0.5 [s_ip == s_iq], for every
+    other-label prompt q (0 where q has i's label). Row i sums to prompt i's AUC x n_pos x n_neg (Mann-Whitney U),
+    so an AUC with any set of strangers left out is a sum over the rest. O(n^2 log n) by binary search of each
+    row's sorted same-label similarities."""
+    wins = np.zeros(similarity.shape, dtype=np.float64)
+    for i in range(len(labels)):
+        same = labels == labels[i]
+        strangers = ~same
+        same[i] = False
+        mates, others = np.sort(similarity[i, same]), similarity[i, strangers]
+        below = np.searchsorted(mates, others, side="left")  # mates less similar than the stranger
+        not_above = np.searchsorted(mates, others, side="right")  # ... or tied with it
+        wins[i, strangers] = (len(mates) - not_above) + 0.5 * (not_above - below)
+    return wins
+
+
+def _aucs_from_wins(wins: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per prompt, its wins over strangers / (n_pos x n_neg); NaN for a prompt without mates or strangers."""
+    size = Counter(labels.tolist())
+    n_pos = np.array([size[label] - 1 for label in labels.tolist()], dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        aucs = wins.sum(axis=1) / (n_pos * (len(labels) - 1 - n_pos))
+    aucs[~np.isfinite(aucs)] = np.nan
+    return aucs
+
+
 def prompt_aucs(similarity: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Per prompt, P(sim to a same-label prompt > sim to an other-label prompt), ties half (NaN for a prompt
-    with no same-label or no other-label prompt). Rank-based (Mann-Whitney U per row): O(n^2 log n)."""
-    from scipy.stats import rankdata
-
-    aucs = np.full(len(labels), np.nan)
-    for i in range(len(labels)):
-        others = np.arange(len(labels)) != i
-        same = labels[others] == labels[i]
-        n_pos, n_neg = int(same.sum()), int((~same).sum())
-        if n_pos and n_neg:
-            ranks = rankdata(similarity[i, others])
-            aucs[i] = (ranks[same].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
-    return aucs
+    with no same-label or no other-label prompt). O(n^2 log n)."""
+    return _aucs_from_wins(stranger_wins(similarity, labels), labels)
 
 
 def label_auc(similarity: np.ndarray, labels: np.ndarray) -> float:
@@ -81,23 +98,10 @@ def label_auc(similarity: np.ndarray, labels: np.ndarray) -> float:
     return float(np.nanmean(prompt_aucs(similarity, labels)))
 
 
-def stranger_wins(similarity: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """h[i, q]: over prompt i's same-label prompts p, the count of [s_ip > s_iq] + 0.5 [s_ip == s_iq], for every
-    other-label prompt q (0 where q has i's label). Row i sums to prompt i's AUC x n_pos x n_neg, so an AUC with
-    any set of strangers left out is a sum over the rest. O(n^2 x same-label prompts)."""
-    wins = np.zeros(similarity.shape, dtype=np.float64)
-    for i in range(len(labels)):
-        same = labels == labels[i]
-        strangers = ~same
-        same[i] = False
-        pos, neg = similarity[i, same][:, None], similarity[i, strangers][None, :]
-        wins[i, strangers] = (pos > neg).sum(0) + 0.5 * (pos == neg).sum(0)
-    return wins
-
-
-def leave_one_label_out_aucs(similarity: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """`label_auc` recomputed with each label's prompts left out of the set (as prompts and as strangers), one
-    value per label in `np.unique(labels)` order: the cluster jackknife's replicates. O(n^2 + n x labels)."""
+def jackknife_aucs(similarity: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+    """`label_auc`, and the same recomputed with each label's prompts left out of the set (as prompts and as
+    strangers), one value per label in `np.unique(labels)` order: the cluster jackknife's replicates, from one
+    `stranger_wins` matrix. O(n^2 log n + n x labels)."""
     groups, index = np.unique(labels, return_inverse=True)
     member = np.zeros((len(labels), len(groups)))
     member[np.arange(len(labels)), index] = 1.0
@@ -109,7 +113,7 @@ def leave_one_label_out_aucs(similarity: np.ndarray, labels: np.ndarray) -> np.n
         left = (wins.sum(axis=1)[:, None] - wins @ member) / (n_pos[:, None] * (n_neg[:, None] - size[None, :]))
     left[(member > 0) | (n_pos[:, None] == 0) | ~np.isfinite(left)] = np.nan
     with np.errstate(invalid="ignore"):
-        return np.nanmean(left, axis=0)
+        return float(np.nanmean(_aucs_from_wins(wins, labels))), np.nanmean(left, axis=0)
 
 
 def gap_interval(reference: np.ndarray, tagger: np.ndarray, labels: np.ndarray) -> tuple[float, float, float]:
@@ -120,8 +124,9 @@ def gap_interval(reference: np.ndarray, tagger: np.ndarray, labels: np.ndarray) 
     label). Few labels (MT-Bench: 8) give few degrees of freedom and a wide interval. O(n^2 + n x labels)."""
     from scipy.stats import t as student_t
 
-    gap = label_auc(reference, labels) - label_auc(tagger, labels)
-    replicates = leave_one_label_out_aucs(reference, labels) - leave_one_label_out_aucs(tagger, labels)
+    reference_auc, reference_left = jackknife_aucs(reference, labels)
+    tagger_auc, tagger_left = jackknife_aucs(tagger, labels)
+    gap, replicates = reference_auc - tagger_auc, reference_left - tagger_left
     replicates = replicates[np.isfinite(replicates)]
     g = len(replicates)
     if g < 2:

@@ -111,19 +111,33 @@ def _clustered_similarities(rng: np.random.Generator, n_labels: int, sizes: tupl
     return labels, x @ x.T, y @ y.T
 
 
-def test_leave_one_label_out_aucs_equal_recomputing_without_the_label():
-    from bench_tagger import leave_one_label_out_aucs, prompt_aucs, stranger_wins
+def _rank_aucs(similarity: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Plainly correct reference: per prompt, the Mann-Whitney U of its mates against its strangers from ranks."""
+    from scipy.stats import rankdata
+
+    aucs = np.full(len(labels), np.nan)
+    for i in range(len(labels)):
+        others = np.arange(len(labels)) != i
+        same = labels[others] == labels[i]
+        n_pos, n_neg = int(same.sum()), int((~same).sum())
+        if n_pos and n_neg:
+            ranks = rankdata(similarity[i, others])
+            aucs[i] = (ranks[same].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+    return aucs
+
+
+def test_auc_and_its_leave_one_label_out_replicates_match_recomputing_from_ranks():
+    from bench_tagger import jackknife_aucs, prompt_aucs
 
     rng = np.random.default_rng(0)
     labels, sim, _ = _clustered_similarities(rng, 9, (2, 3, 1, 4), 0.0)
     sim = np.round(sim, 1)  # ties, counted half
-    wins = stranger_wins(sim, labels)
-    n_pos = np.array([(labels == c).sum() - 1 for c in labels])
-    with np.errstate(invalid="ignore"):
-        np.testing.assert_allclose(wins.sum(1) / (n_pos * (len(labels) - n_pos - 1)), prompt_aucs(sim, labels))
-    for c, value in zip(np.unique(labels), leave_one_label_out_aucs(sim, labels), strict=True):
+    np.testing.assert_allclose(prompt_aucs(sim, labels), _rank_aucs(sim, labels))  # NaN for the singletons alike
+    full, replicates = jackknife_aucs(sim, labels)
+    assert full == pytest.approx(np.nanmean(_rank_aucs(sim, labels)))
+    for c, value in zip(np.unique(labels), replicates, strict=True):
         keep = labels != c
-        assert value == pytest.approx(label_auc(sim[np.ix_(keep, keep)], labels[keep]))
+        assert value == pytest.approx(np.nanmean(_rank_aucs(sim[np.ix_(keep, keep)], labels[keep])))
 
 
 def test_gap_interval_is_zero_for_the_same_ranking_and_calibrated_on_simulated_sets():
