@@ -95,9 +95,9 @@ def test_a_bare_cue_word_never_admits_an_intent():
     the pre-audit rule (phrase_lexical: admit_on="score", bare cues) keeps it."""
     garden = "Spring is an excellent time to plant native plants in your garden. Choose perennials for your soil."
     texts = [garden, "Plant tomatoes in spring, in a sunny garden.", "What is having a garden like? Tell me later."]
-    lexical = dict(admit_on="score", cue_context=False, min_df=2, min_support=1, baseline_weight=0.0,
-                   lexical_bonus=0.2, max_tags=10)  # fmt: skip
-    assert "java programming" in {t for t, _ in PhraseTagger(progress=False, **lexical).tag_with_scores(texts)[0]}
+    from bench_tagger import build_tagger  # conf/tagger/phrase_lexical.yaml, as a study would compose it
+
+    assert "java programming" in {t for t, _ in build_tagger("phrase_lexical", {}).tag_with_scores(texts)[0]}
     tagger = PhraseTagger(progress=False)
     rows = tagger.tag_with_scores(texts)
     assert all("java programming" not in {t for t, _ in row} for row in rows)
